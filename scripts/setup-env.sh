@@ -13,5 +13,4 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m uv venv --quiet --python "$(command -v python3)" .venv
 fi
-export VIRTUAL_ENV="$repo_root/.venv"
-python3 -m uv pip install --quiet -e ".[$extras]"
+python3 -m uv pip install --quiet --python .venv/bin/python -e ".[$extras]"
