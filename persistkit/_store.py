@@ -3,7 +3,7 @@
 ``save`` serialises in the calling thread, so the snapshot is consistent, and hands the
 bytes to a background uploader (or commits at once with ``background=False``). A commit
 acquires the key's writer lease, builds the manifest, picks the steps retention drops,
-and lets the storage write the step atomically; see :mod:`persistkit._layout` for the
+and lets the storage write the step atomically. :mod:`persistkit._layout` draws the
 files it produces. ``load`` verifies sizes and SHA-256 and falls back to the newest step
 that verifies.
 """

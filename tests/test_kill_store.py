@@ -1,8 +1,8 @@
 """Kill tests: a writer dies at random points and the store stays consistent.
 
 Local folder: a helper process that has already imported persistkit forks one writer
-per round; the writer saves checkpoints of one key in a loop (retention keeps the last
-three) and is SIGKILLed after a random delay. After each kill, ``persistkit verify``
+per round. The writer saves checkpoints of one key in a loop, with retention keeping the
+last three, and is SIGKILLed after a random delay. After each kill, ``persistkit verify``
 must pass, and ``load`` must return the newest committed step byte for byte: the newest
 step known to be committed (reported by a writer, or seen after the previous kill), or
 the one after it when the kill came between the commit and the report.
@@ -179,7 +179,8 @@ def _run_local_kills(fork_server: ForkServer, tmp_path: Path, kills: int, seed: 
         time.sleep(rng.uniform(0.0, 0.25))
         os.kill(pid, signal.SIGKILL)
         status = fork_server.reap(pid)
-        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+        assert os.WIFSIGNALED(status), status
+        assert os.WTERMSIG(status) == signal.SIGKILL
 
         reported = _reported_steps(progress)
         latest = _check_after_kill(store_dir, max([latest, *reported[-1:]]))
