@@ -133,6 +133,13 @@ class CheckpointStore(StoreReader):
     def __repr__(self) -> str:
         return f"CheckpointStore({self.url!r})"
 
+    def __reduce__(self) -> Any:
+        # A copy in another process would share this writer's leases and lose its queue.
+        raise TypeError(
+            f"CheckpointStore({self.url!r}) cannot be pickled: it owns an upload thread and "
+            "writer leases. Pass the URL instead and open a store in the other process"
+        )
+
     def __enter__(self) -> CheckpointStore:
         return self
 
@@ -152,8 +159,8 @@ class CheckpointStore(StoreReader):
         """Serialise ``files`` and commit them as checkpoint ``step`` of ``key``.
 
         Returns once the files are serialised; the commit runs in the background unless
-        the store was opened with ``background=False``. Saving a step that is already
-        committed replaces it.
+        the store was opened with ``background=False``; then errors raise from ``save``
+        itself, without retries. Saving a step that is already committed replaces it.
 
         Args:
             key: A '/'-separated key such as ``"xgb/final"``.
