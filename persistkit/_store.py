@@ -22,6 +22,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from persistkit._checkpoint import Checkpoint
+from persistkit._exit import register_for_exit, unregister_for_exit
 from persistkit._layout import (
     MANIFEST_NAME,
     STORE_FORMAT,
@@ -37,7 +38,7 @@ from persistkit._reader import StoreReader
 from persistkit._retention import Retention, select_steps_to_delete
 from persistkit._serializers import find_serializer
 from persistkit._storage import open_storage
-from persistkit._upload import BackgroundUploader, UploadJob, register_for_exit, unregister_for_exit
+from persistkit._upload import BackgroundUploader, UploadJob
 from persistkit._urls import redact_text
 from persistkit.errors import (
     CheckpointNotFoundError,
