@@ -28,7 +28,7 @@ from persistkit._lease import WriterLease
 from persistkit._reader import StoreReader
 from persistkit._storage import open_storage
 from persistkit._urls import redact_text
-from persistkit.errors import PersistkitError
+from persistkit.errors import CorruptCheckpointError, PersistkitError
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -89,7 +89,11 @@ def _run_ls(args: argparse.Namespace) -> int:
             print(f"{key}\tsteps={len(steps)}\tlatest={steps[-1] if steps else '-'}")
         return EXIT_OK
     for step in reader.steps(args.key):
-        manifest = reader.read_manifest(args.key, step)
+        try:
+            manifest = reader.read_manifest(args.key, step)
+        except CorruptCheckpointError as exc:
+            print(f"{step}\tCORRUPT\t{exc}")
+            continue
         size = sum(entry.size for entry in manifest.files.values())
         metrics = json.dumps(dict(manifest.metrics), sort_keys=True)
         print(f"{step}\t{manifest.created_at}\t{size} bytes\t{metrics}")
