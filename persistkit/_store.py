@@ -238,6 +238,8 @@ class CheckpointStore(StoreReader):
 
     def _commit_locked(self, snapshot: _Snapshot) -> None:
         self._ensure_marker()
+        # NOTE: the lease is checked here, not again before the manifest is written. An
+        # upload that outlasts half the lease TTL can let another writer take over first.
         self._acquire_lease(snapshot.key)
         manifest = Manifest.build(
             key=snapshot.key,
