@@ -167,6 +167,12 @@ def fit(model: Any, X: Any, y: Any = None, *, store: Any, key: str,
     if owned:
         raise ValueError(f"persistkit.catboost.fit manages {owned} itself; remove them.")
     _boosting.CheckpointPolicy(every_rounds, every_seconds)
+    if model.get_params().get("allow_writing_files") is False:
+        raise ValueError(
+            "persistkit.catboost.fit needs CatBoost's snapshot file, but the model has "
+            "allow_writing_files=False; remove that option (set train_dir to choose where "
+            "CatBoost writes its other files)."
+        )
     current = fingerprint(model, X, y, eval_set=fit_params.get("eval_set"),
                           sample_weight=fit_params.get("sample_weight"))
 

@@ -199,7 +199,7 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
         logger.info("Checkpoint %r holds a finished run (%d rounds); returning it.",
                     key, loaded[1]["rounds"])
         booster = _finished_booster(loaded[0], loaded[1])
-        _publish_history(checkpoint.history, callbacks_list, evals_result)
+        _publish_history(checkpoint.history, _recorders(callbacks_list), evals_result)
         return _boosting.mark_status(booster, RunStatus.COMPLETED)
 
     init_model, remaining = None, num_boost_round
@@ -208,7 +208,7 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
         _log_resume(key, int(loaded[1]["rounds"]), num_boost_round, params)
     train_copy, valid_copies = _copy_datasets(train_set, valid_sets, need_copy=loaded is not None)
 
-    recorders = [cb for cb in callbacks_list if type(cb).__name__ == "_RecordEvaluationCallback"]
+    recorders = _recorders(callbacks_list)
     booster = lgb.train(
         params, train_copy, num_boost_round=remaining, valid_sets=valid_copies,
         valid_names=valid_names, feval=feval, init_model=init_model,
@@ -324,6 +324,11 @@ def _copy_dataset(dataset: Any, *, reference: Any) -> Any:
         params=copy.deepcopy(dataset.params), free_raw_data=True,
         position=getattr(dataset, "position", None),
     )
+
+
+def _recorders(callbacks: Sequence[Any]) -> list[Any]:
+    """Return the ``lightgbm.record_evaluation`` callbacks among ``callbacks``."""
+    return [cb for cb in callbacks if type(cb).__name__ == "_RecordEvaluationCallback"]
 
 
 def _publish_history(history: Mapping[str, Any], recorders: Sequence[Any],
