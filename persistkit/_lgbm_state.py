@@ -27,6 +27,10 @@ class EarlyStoppingState:
         self.stopping_rounds = stopping_rounds
         self.first_metric_only = first_metric_only
         self.min_delta = min_delta
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every round seen, as before the first round."""
         self.enabled = True
         self.best_score: list[float] = []
         self.best_iter: list[int] = []

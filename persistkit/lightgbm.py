@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["CheckpointCallback", "RunStatus", "fit", "train"]
 
 MODEL_FILE = "model.txt"
+_ES_PARAM_NAMES = ("early_stopping_round", "early_stopping_rounds", "n_iter_no_change")
 _SAMPLING_PARAMS = ("bagging_fraction", "subsample", "feature_fraction", "colsample_bytree",
                     "feature_fraction_bynode", "colsample_bynode")
 
@@ -87,14 +88,24 @@ class CheckpointCallback:
         self._timer = _boosting.SaveTimer()
         self._loaded: tuple[Any, dict[str, Any]] | bool | None = False
 
-    def load(self) -> tuple[Any, dict[str, Any]] | None:
+    def load(self, *, step: int | None = None, fresh: bool = False
+             ) -> tuple[Any, dict[str, Any]] | None:
         """Return ``(booster, state)`` from the newest checkpoint, or ``None``.
+
+        The first call reads the store and later calls return the same result, unless
+        ``step`` picks another checkpoint or ``fresh=True`` forgets it (train from round 0).
 
         Raises:
             FingerprintMismatchError: If the checkpoint has another fingerprint.
         """
-        if self._loaded is False:
-            checkpoint = _boosting.load_latest(self.store, self.key)
+        if fresh:
+            self._loaded = None
+            self.history = collections.OrderedDict()
+            if self.early_stopping is not None:
+                self.early_stopping.reset()
+        if self._loaded is False or step is not None:
+            checkpoint = (_boosting.load_latest(self.store, self.key) if step is None
+                          else self.store.load(self.key, step=step))
             self._loaded = None
             if checkpoint is not None:
                 state = checkpoint.json(_boosting.STATE_FILE)
@@ -228,8 +239,10 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
     """Fit a LightGBM scikit-learn model (``LGBMRegressor``, ``LGBMClassifier``) resumably.
 
     Keyword arguments go to ``model.fit`` (``eval_set``, ``sample_weight``, ``callbacks``).
-    Early stopping must come as a ``lightgbm.early_stopping`` callback or the
-    ``early_stopping_round`` parameter.
+    Early stopping comes from the model's ``early_stopping_round`` or a
+    ``lightgbm.early_stopping`` callback. When the store holds a finished run, the last
+    segment is trained again from the checkpoint before it (from scratch when there is
+    none), because a scikit-learn model can only be completed by ``fit``.
 
     Returns:
         ``model``, fitted, with ``persistkit_status`` set.
@@ -237,11 +250,8 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
     import numpy as np
 
     params = model.get_params()
-    fit_callbacks, es = list(fit_params.pop("callbacks", None) or []), None
-    lgb_params, fit_callbacks, es = split_early_stopping(
-        {k: v for k, v in params.items() if k in ("early_stopping_round", "early_stopping_rounds")
-         or k == "n_iter_no_change"}, fit_callbacks)
-    del lgb_params
+    es_params = {name: params[name] for name in _ES_PARAM_NAMES if params.get(name) is not None}
+    _, fit_callbacks, es = split_early_stopping(es_params, list(fit_params.pop("callbacks", None) or []))
     fingerprint = _boosting.combine_fingerprints(
         params=_boosting.params_fingerprint(params),
         data=_boosting.data_fingerprint(np.asarray(X), np.asarray(y),
@@ -249,22 +259,28 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
     checkpoint = CheckpointCallback(
         store=store, key=key, every_rounds=every_rounds, every_seconds=every_seconds,
         deadline=deadline, early_stopping=es, fingerprint=fingerprint)
+
     n_total = params["n_estimators"]
-    remaining = checkpoint.remaining_rounds(n_total)
-    init_model = checkpoint.resume_model()
-    if init_model is not None:
-        _log_resume(key, n_total - remaining, n_total, params)
-    if init_model is not None and remaining == 0:
-        # LightGBM needs at least one round; train one on a copy is wrong, so rebuild.
-        remaining = 0
-    model.set_params(n_estimators=max(remaining, 1))
+    loaded = checkpoint.load()
+    if loaded is not None and is_complete(loaded[1], n_total):
+        earlier = [step for step in store.steps(key) if step < int(loaded[1]["rounds"])]
+        logger.info("Checkpoint %r holds a finished run; training again from step %s",
+                    key, earlier[-1] if earlier else "0 (no earlier checkpoint)")
+        loaded = checkpoint.load(step=earlier[-1] if earlier else None, fresh=not earlier)
+    if loaded is not None:
+        _log_resume(key, int(loaded[1]["rounds"]), n_total, params)
+
+    # The early stopping runs inside the checkpoint callback, so LightGBM must not add its own.
+    model.set_params(n_estimators=checkpoint.remaining_rounds(n_total),
+                     **{name: None for name in es_params})
     try:
-        if remaining == 0:
-            checkpoint.deadline = Deadline(seconds=-1.0)
-        model.fit(X, y, init_model=init_model, callbacks=[*fit_callbacks, checkpoint],
-                  **fit_params)
+        model.fit(X, y, init_model=checkpoint.resume_model(),
+                  callbacks=[*fit_callbacks, checkpoint], **fit_params)
     finally:
-        model.set_params(n_estimators=n_total)
+        model.set_params(n_estimators=n_total, **es_params)
+    # evals_result_ returns the dict that fit's own record_evaluation filled, which holds
+    # only the rounds of this call; complete it in place.
+    _publish_history(checkpoint.history, [], model.evals_result_)
     store.flush()
     return _boosting.mark_status(model, checkpoint.status)
 

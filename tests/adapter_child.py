@@ -18,6 +18,7 @@ handler or background flush runs, as when a platform ends a session.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -75,9 +76,36 @@ def run_optuna(store: object, kill: str, options: dict) -> dict:
         depth = trial.suggest_int("depth", 1, 8)
         kind = trial.suggest_categorical("kind", ["a", "b", "c"])
         n_complete = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
-        if kill in ("first", "mid") and n_complete >= kill_at:
+        kill_here = kill in ("first", "mid") and n_complete >= kill_at
+        if options.get("boost"):
+            return boosted_objective(trial, depth, kill_here)
+        if kill_here:
             kill_now()
         return (x - 1.0) ** 2 + 0.1 * depth + {"a": 0.0, "b": 0.5, "c": 1.0}[kind]
+
+    def boosted_objective(trial: optuna.Trial, depth: int, kill_here: bool) -> float:
+        import xgboost as xgb
+
+        import persistkit.xgboost as pxgb
+
+        class Killer(xgb.callback.TrainingCallback):
+            def after_iteration(self, model: object, epoch: int, evals_log: object) -> bool:
+                if kill_here and model.num_boosted_rounds() == MID_ROUND_KILL:  # type: ignore[attr-defined]
+                    # A long trial has long finished uploading its earlier rounds.
+                    store.flush()  # type: ignore[attr-defined]
+                    kill_now()
+                return False
+
+        features, target = make_regression()
+        dtrain = xgb.DMatrix(features[:220], target[:220])
+        dvalid = xgb.DMatrix(features[220:], target[220:])
+        evals_result: dict = {}
+        pxgb.train(
+            {"max_depth": depth, "eta": 0.3, "nthread": 1}, dtrain, 30,
+            evals=[(dvalid, "valid")], evals_result=evals_result, verbose_eval=False,
+            callbacks=[Killer()], store=store, key=popt.trial_key(trial, "xgb"),
+            every_rounds=5)
+        return float(evals_result["valid"]["rmse"][-1])
 
     def end_callback(study: optuna.Study, trial: object) -> None:
         n_complete = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
@@ -91,6 +119,7 @@ def run_optuna(store: object, kill: str, options: dict) -> dict:
                             if t.state == optuna.trial.TrialState.COMPLETE],
         "states": [t.state.name for t in study.trials],
         "fail_reasons": [t.user_attrs.get(popt.FAIL_REASON_ATTR) for t in study.trials],
+        "values": [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE],
     }
 
 
@@ -209,6 +238,8 @@ def main() -> None:
     """Run one adapter as described in the module docstring."""
     adapter, store_dir, result_path, kill = sys.argv[1:5]
     options = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+    # The parent test reads resume messages from stderr.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     from persistkit import CheckpointStore
 
     if kill == "upload":
