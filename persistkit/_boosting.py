@@ -110,12 +110,16 @@ def check_fingerprint(key: str, step: int, saved: Mapping[str, Any] | None,
                       current: Mapping[str, str]) -> None:
     """Raise if the saved fingerprint differs from the current one.
 
+    Only parts present on both sides are compared, because some inputs cannot always
+    be hashed (a LightGBM Dataset whose raw data was freed has no ``features`` part).
+
     Raises:
-        FingerprintMismatchError: Naming each part (params, data) that differs.
+        FingerprintMismatchError: Naming each part (params, data, features) that differs.
     """
     if saved is None:
         return
-    differing = sorted(part for part in current if saved.get(part) != current[part])
+    differing = sorted(part for part in current
+                       if part in saved and saved[part] != current[part])
     if differing:
         raise FingerprintMismatchError(
             f"The checkpoint {key!r} at step {step} was trained with other "
