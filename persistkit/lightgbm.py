@@ -295,7 +295,7 @@ def is_complete(state: Mapping[str, Any], num_boost_round: int) -> bool:
     if int(state["rounds"]) >= num_boost_round:
         return True
     es_state = state.get("early_stopping")
-    return bool(es_state) and bool(es_state.get("stopped"))
+    return bool(es_state and es_state.get("stopped"))
 
 
 def _finished_booster(booster: Any, state: Mapping[str, Any]) -> Any:

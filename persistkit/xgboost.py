@@ -59,7 +59,7 @@ def fingerprint(params: Mapping[str, Any], dtrain: Any) -> dict[str, str]:
     )
 
 
-class CheckpointCallback(xgb.callback.TrainingCallback):  # type: ignore[misc]
+class CheckpointCallback(xgb.callback.TrainingCallback):  # type: ignore[name-defined]
     """XGBoost ``TrainingCallback`` that checkpoints the booster and its training state.
 
     Put it last in ``callbacks`` so that the early-stopping state it saves already
@@ -334,7 +334,9 @@ def is_complete(state: Mapping[str, Any], num_boost_round: int) -> bool:
     if int(state["rounds"]) >= num_boost_round:
         return True
     es_state = state.get("early_stopping")
-    return bool(es_state) and es_state["current_rounds"] >= es_state["rounds"]
+    if not es_state:
+        return False
+    return bool(es_state["current_rounds"] >= es_state["rounds"])
 
 
 def capture_early_stopping(es: Any) -> dict[str, Any] | None:

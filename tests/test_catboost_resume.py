@@ -165,5 +165,5 @@ def test_gpu_params_pass_through(store: CheckpointStore, tmp_path: Path) -> None
         assert fitted.get_params()["task_type"] == "GPU"
         return
     # Without a GPU, CatBoost's CUDA error shows that task_type reached it.
-    with pytest.raises(CatBoostError, match="CUDA|GPU"):
+    with pytest.raises(CatBoostError, match=r"CUDA|GPU"):
         fit(store, tmp_path, params={"task_type": "GPU"})
