@@ -47,7 +47,7 @@ lgb = import_optional("lightgbm", "lightgbm")
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointCallback", "RunStatus", "fit", "train"]
+__all__ = ["CheckpointCallback", "EarlyStoppingState", "RunStatus", "fit", "train"]
 
 MODEL_FILE = "model.txt"
 _ES_PARAM_NAMES = ("early_stopping_round", "early_stopping_rounds", "n_iter_no_change")
@@ -61,8 +61,14 @@ class CheckpointCallback:
     It runs after LightGBM's own callbacks (``order = 40``). When it is given
     ``early_stopping``, it applies the rule itself and raises
     ``lightgbm.callback.EarlyStopException`` the way LightGBM does. :func:`train` sets it
-    up; callers of ``lightgbm.train`` pass ``init_model=cb.resume_model()`` and
-    ``num_boost_round=cb.remaining_rounds(total)``.
+    up; callers of ``lightgbm.train`` resume like this (without LightGBM's own early
+    stopping, and knowing that ``init_model`` writes an ``init_score`` into the Dataset)::
+
+        cb = CheckpointCallback(store=store, key="lgbm/run", every_rounds=50,
+                                early_stopping=EarlyStoppingState(stopping_rounds=50))
+        booster = lightgbm.train(params, train_set, cb.remaining_rounds(1000),
+                                 valid_sets=[valid_set], init_model=cb.resume_model(),
+                                 callbacks=[cb])
 
     Args:
         store: Checkpoint store.

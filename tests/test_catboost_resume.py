@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from catboost import CatBoostError, CatBoostRegressor
 
 import persistkit.catboost as pcat
 from persistkit import CheckpointStore, Deadline
-from persistkit.errors import FingerprintMismatchError
+from persistkit.errors import FingerprintMismatchError, MissingDependencyError
 
 FEATURES, TARGET = make_regression()
 KEY = "cat/run"
@@ -167,3 +169,11 @@ def test_gpu_params_pass_through(store: CheckpointStore, tmp_path: Path) -> None
     # Without a GPU, CatBoost's CUDA error shows that task_type reached it.
     with pytest.raises(CatBoostError, match=r"CUDA|GPU"):
         fit(store, tmp_path, params={"task_type": "GPU"})
+
+
+def test_missing_library_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "catboost", None)
+    monkeypatch.delitem(sys.modules, "persistkit.catboost")
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'persistkit\[catboost\]'"):
+        importlib.import_module("persistkit.catboost")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from adapter_child import KILL_POINTS, SOAK_KILL_POINTS, make_regression, run_ch
 
 import persistkit.lightgbm as plgb
 from persistkit import CheckpointStore, Deadline
-from persistkit.errors import FingerprintMismatchError
+from persistkit.errors import FingerprintMismatchError, MissingDependencyError
 
 PARAMS = {"objective": "regression", "num_leaves": 7, "learning_rate": 0.3, "verbosity": -1,
           "num_threads": 1, "seed": 3, "early_stopping_round": 8}
@@ -210,3 +212,29 @@ def test_sklearn_regressor_resumes(store: CheckpointStore) -> None:
         np.testing.assert_array_equal(fitted.predict(FEATURES), reference.predict(FEATURES))
         assert fitted.get_params()["n_estimators"] == 40
         assert fitted.get_params()["early_stopping_round"] == 8
+
+
+def test_missing_library_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "lightgbm", None)
+    monkeypatch.delitem(sys.modules, "persistkit.lightgbm")
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'persistkit\[lightgbm\]'"):
+        importlib.import_module("persistkit.lightgbm")
+
+
+def test_raw_callback_recipe(store: CheckpointStore) -> None:
+    reference, _ = train(store)
+    store.delete("lgbm/run")
+
+    for stop in (6, None):
+        callback = plgb.CheckpointCallback(
+            store=store, key="lgbm/raw", every_rounds=5,
+            early_stopping=plgb.EarlyStoppingState(stopping_rounds=8))
+        train_set, valid_set = datasets()
+        extra = [stop_after(stop)] if stop else []
+        booster = lgb.train({**PARAMS, "early_stopping_round": 0}, train_set,
+                            callback.remaining_rounds(40), valid_sets=[valid_set],
+                            init_model=callback.resume_model(), callbacks=[*extra, callback])
+
+    assert booster.best_iteration == reference.best_iteration
+    np.testing.assert_array_equal(booster.predict(FEATURES), reference.predict(FEATURES))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ from optuna.trial import TrialState
 
 import persistkit.optuna as popt
 from persistkit import CheckpointStore, Deadline
+from persistkit.errors import MissingDependencyError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 JOURNAL_KEY = "optuna/search/journal"
@@ -262,3 +264,10 @@ def test_trial_booster_continues_after_kill(tmp_path: Path) -> None:
 def test_study_from_elsewhere_rejected() -> None:
     with pytest.raises(ValueError, match="load_study"):
         popt.optimize(optuna.create_study(), quadratic, n_trials=1)
+
+
+def test_missing_optuna_names_extra(store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'persistkit\[optuna\]'"):
+        popt.load_study(store, "search")

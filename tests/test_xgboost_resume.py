@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from adapter_child import KILL_POINTS, SOAK_KILL_POINTS, make_regression, run_ch
 
 import persistkit.xgboost as pxgb
 from persistkit import CheckpointStore, Deadline
-from persistkit.errors import FingerprintMismatchError
+from persistkit.errors import FingerprintMismatchError, MissingDependencyError
 
 PARAMS = {"max_depth": 3, "eta": 0.3, "nthread": 1, "seed": 3}
 
@@ -206,3 +208,11 @@ def test_raw_callback_recipe(store: CheckpointStore, data: tuple) -> None:
 
     assert booster.num_boosted_rounds() == 30
     np.testing.assert_array_equal(booster.predict(dvalid), reference.predict(dvalid))
+
+
+def test_missing_library_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "xgboost", None)
+    monkeypatch.delitem(sys.modules, "persistkit.xgboost")
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'persistkit\[xgboost\]'"):
+        importlib.import_module("persistkit.xgboost")
