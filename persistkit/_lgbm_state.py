@@ -147,8 +147,8 @@ def dataset_fingerprint(params: dict[str, Any], train_set: Any) -> dict[str, str
     """Return the params and data fingerprint of a LightGBM training call.
 
     The labels and weights are always hashed. The features are hashed only while the
-    Dataset still holds its raw data; a constructed Dataset with freed raw data has
-    no ``features`` part, and then only the other parts are compared.
+    Dataset still has its raw data. A constructed Dataset with freed raw data has no
+    ``features`` part, and then only the other parts are compared.
     """
     import numpy as np
 

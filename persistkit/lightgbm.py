@@ -4,7 +4,7 @@
 ``every_rounds``, ``every_seconds`` and ``deadline``. It saves the full booster (model
 text), the rounds done, the evaluation history and the early-stopping state. A rerun
 with the same parameters and data trains only the missing rounds and returns a booster
-with the ``best_iteration`` and ``best_score`` of an uninterrupted run; the history
+with the ``best_iteration`` and ``best_score`` of an uninterrupted run. The full history
 goes into ``evals_result`` and into any ``lightgbm.record_evaluation`` callback.
 
 Early stopping (``early_stopping_round`` and its aliases, or a
@@ -104,7 +104,7 @@ class CheckpointCallback:
         """Return ``(booster, state)`` from the newest checkpoint, or ``None``.
 
         The first call reads the store and later calls return the same result, unless
-        ``step`` picks another checkpoint or ``fresh=True`` forgets it (train from round 0).
+        ``step`` picks another checkpoint or ``fresh=True`` drops it (train from round 0).
 
         Raises:
             FingerprintMismatchError: If the checkpoint has another fingerprint.
@@ -206,7 +206,7 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
         The booster, with ``persistkit_status`` set to a :class:`RunStatus`.
 
     Raises:
-        FingerprintMismatchError: If ``key`` holds a run with other params or data.
+        FingerprintMismatchError: If ``key`` contains a run with other params or data.
         ValueError: If a Dataset's raw data was freed and it must be copied.
     """
     params, callbacks_list, es = split_early_stopping(dict(params), list(callbacks or []))
@@ -218,7 +218,7 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
     loaded = checkpoint.load()
 
     if loaded is not None and is_complete(loaded[1], num_boost_round):
-        logger.info("Checkpoint %r holds a finished run (%d rounds); returning it.",
+        logger.info("Checkpoint %r contains a finished run (%d rounds); returning it.",
                     key, loaded[1]["rounds"])
         booster = _finished_booster(loaded[0], loaded[1])
         _publish_history(checkpoint.history, _recorders(callbacks_list), evals_result)
@@ -251,7 +251,7 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
 
     Keyword arguments go to ``model.fit`` (``eval_set``, ``sample_weight``, ``callbacks``).
     Early stopping comes from the model's ``early_stopping_round`` or a
-    ``lightgbm.early_stopping`` callback. When the store holds a finished run, the last
+    ``lightgbm.early_stopping`` callback. When the store contains a finished run, the last
     segment is trained again from the checkpoint before it (from scratch when there is
     none), because a scikit-learn model can only be completed by ``fit``.
 
@@ -275,7 +275,7 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
     loaded = checkpoint.load()
     if loaded is not None and is_complete(loaded[1], n_total):
         earlier = [step for step in store.steps(key) if step < int(loaded[1]["rounds"])]
-        logger.info("Checkpoint %r holds a finished run; training again from step %s",
+        logger.info("Checkpoint %r contains a finished run; training again from step %s",
                     key, earlier[-1] if earlier else "0 (no earlier checkpoint)")
         loaded = checkpoint.load(step=earlier[-1] if earlier else None, fresh=not earlier)
     if loaded is not None:

@@ -9,10 +9,10 @@ together as one checkpoint under ``optuna/<study name>/journal``::
         journal.log     the Optuna journal, one JSON operation per line
         sampler.json    random generator states of the sampler (no pickle)
 
-:func:`load_study` pulls the newest checkpoint into a fresh local file, cuts a torn last
-record, marks trials left RUNNING by a dead session as FAIL (with the user attribute
-``fail_reason``), and puts the saved random state back into the sampler the caller
-passes. :func:`optimize` then runs trials until ``n_trials`` are COMPLETE in total.
+:func:`load_study` pulls the newest checkpoint into a fresh local file and cuts a torn
+last record. It marks trials left RUNNING by a dead session as FAIL, with the user
+attribute ``fail_reason``, and puts the saved random state back into the sampler that
+the caller passes. :func:`optimize` then runs trials until ``n_trials`` are COMPLETE in total.
 
 Determinism: the sampler state saved with a RUNNING trial is the state from before that
 trial was proposed, so the first trial after a resume draws the same parameters as the
@@ -117,7 +117,7 @@ def load_study(
     state is restored from the checkpoint.
 
     Args:
-        store: The checkpoint store that holds the study.
+        store: The checkpoint store that contains the study.
         study_name: Optuna study name; also names the keys.
         direction: ``"minimize"`` or ``"maximize"`` for a single objective.
         directions: Directions of a multi-objective study.
@@ -176,7 +176,7 @@ def optimize(
     catch: Iterable[type[Exception]] = (),
     callbacks: Sequence[Callable[[Any, Any], None]] = (),
 ) -> OptimizeResult:
-    """Run trials until the study holds ``n_trials`` COMPLETE trials in total.
+    """Run trials until the study contains ``n_trials`` COMPLETE trials in total.
 
     Pruned trials and trials that raised keep their state and do not count. Before each
     trial the deadline must leave at least the mean duration of the COMPLETE trials.

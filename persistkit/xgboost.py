@@ -5,8 +5,8 @@
 the number of rounds done, the evaluation history and the early-stopping state, and
 when run again with the same parameters and data it trains only the missing rounds.
 The returned booster has the ``best_iteration``, ``best_score`` and ``evals_result`` of
-an uninterrupted run, and ``booster.persistkit_status`` tells whether the deadline
-stopped it.
+an uninterrupted run, and ``booster.persistkit_status`` is
+``RunStatus.STOPPED_BY_DEADLINE`` when the deadline stopped it.
 
 Exactness: without sampling randomness (``subsample``, ``colsample_by*`` and
 ``sampling_method`` at their defaults) a resumed run gives the same predictions as an
@@ -230,7 +230,7 @@ def train(params: Mapping[str, Any], dtrain: Any, num_boost_round: int = 10, *,
         The booster, with ``persistkit_status`` set to a :class:`RunStatus`.
 
     Raises:
-        FingerprintMismatchError: If ``key`` holds a run with other params or data.
+        FingerprintMismatchError: If ``key`` contains a run with other params or data.
     """
     evals = list(evals or [])
     es = (xgb.callback.EarlyStopping(rounds=early_stopping_rounds, maximize=maximize)
@@ -242,7 +242,7 @@ def train(params: Mapping[str, Any], dtrain: Any, num_boost_round: int = 10, *,
 
     if loaded is not None and is_complete(loaded[1], num_boost_round):
         booster, state = loaded
-        logger.info("Checkpoint %r holds a finished run (%d rounds); returning it.",
+        logger.info("Checkpoint %r contains a finished run (%d rounds); returning it.",
                     key, state["rounds"])
         if evals_result is not None:
             evals_result.update(copy.deepcopy(state["history"]))

@@ -42,7 +42,7 @@ def model(tmp_path: Path, **params: Any) -> Any:
 
 
 class CountIterations:
-    """CatBoost callback that records the iterations it sees and can stop training."""
+    """CatBoost callback that records each iteration number and can stop training."""
 
     def __init__(self, stop_at: int | None = None) -> None:
         self.stop_at = stop_at
