@@ -3,7 +3,8 @@
 The study lives in a standard Optuna journal file (``JournalStorage`` over
 ``JournalFileBackend``) in a local temporary folder. At every trial boundary, and also
 just after a trial is created, the journal and the sampler's random state are saved
-together as one checkpoint under ``optuna/<study name>/journal``::
+together as one checkpoint under ``optuna/<study name>/journal`` (the newest three are
+kept)::
 
     optuna/<study name>/journal/<step>/
         journal.log     the Optuna journal, one JSON operation per line
@@ -61,6 +62,9 @@ __all__ = [
     "trial_key",
 ]
 
+# Each journal checkpoint contains the whole journal, so older ones are redundant; a few
+# are kept so that load can fall back when the newest fails verification.
+JOURNAL_RETENTION = {"keep_last": 3}
 JOURNAL_FILE = "journal.log"
 SAMPLER_FILE = "sampler.json"
 FAIL_REASON_ATTR = "fail_reason"
@@ -326,6 +330,7 @@ def _commit(persisted: _PersistedStudy, sampler_state: dict[str, Any]) -> None:
         persisted.key,
         {JOURNAL_FILE: journal, SAMPLER_FILE: sampler_state},
         step=persisted.next_step,
+        retention=JOURNAL_RETENTION,
     )
     persisted.next_step += 1
 

@@ -154,6 +154,14 @@ def test_uncaught_error_is_saved_then_raised(store: CheckpointStore) -> None:
     assert [trial.state for trial in resumed.trials] == [TrialState.FAIL]
 
 
+def test_old_journal_checkpoints_pruned(store: CheckpointStore) -> None:
+    study = popt.load_study(store, "search")
+    popt.optimize(study, quadratic, n_trials=4)
+
+    assert len(store.steps(JOURNAL_KEY)) == 3
+    assert store.latest_step(JOURNAL_KEY) == 8
+
+
 def test_journal_opens_with_plain_optuna(store: CheckpointStore, tmp_path: Path) -> None:
     study = popt.load_study(store, "search", direction="minimize")
     popt.optimize(study, quadratic, n_trials=3)
