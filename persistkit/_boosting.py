@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from persistkit._deadline import Deadline, RunStatus
-from persistkit.errors import CheckpointNotFoundError, FingerprintMismatchError
+from persistkit.errors import CheckpointNotFoundError, FingerprintMismatchError, FlushError
 
 if TYPE_CHECKING:
     from persistkit._store import Checkpoint, CheckpointStore
@@ -135,6 +135,19 @@ def load_latest(store: CheckpointStore, key: str) -> Checkpoint | None:
         return store.load(key)
     except CheckpointNotFoundError:
         return None
+
+
+def flush_store(store: CheckpointStore, key: str) -> None:
+    """Wait for pending checkpoints of a training call, logging instead of raising on failure.
+
+    A storage outage must not turn a finished training call into an exception that
+    loses the trained model, so a :class:`FlushError` is logged as a warning. The store
+    keeps retrying saves that are still pending.
+    """
+    try:
+        store.flush()
+    except FlushError as exc:
+        logger.warning("Checkpoints of %r may be missing or late in %s: %s", key, store.url, exc)
 
 
 def mark_status(model: Any, status: RunStatus) -> Any:

@@ -193,7 +193,7 @@ def fit(model: Any, X: Any, y: Any = None, *, store: Any, key: str,
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    store.flush()
+    _boosting.flush_store(store, key)
     if sync.status is RunStatus.STOPPED_BY_DEADLINE and deadline is not None:
         _boosting.log_deadline_stop(store, key, sync.iterations, deadline)
     return _boosting.mark_status(model, sync.status)

@@ -96,6 +96,7 @@ class CheckpointCallback:
         self.status = RunStatus.COMPLETED
         self.history: dict[str, dict[str, list[float]]] = collections.OrderedDict()
         self.model: Any = None
+        self.saved_rounds = 0
         self._timer = _boosting.SaveTimer()
         self._loaded: tuple[Any, dict[str, Any]] | bool | None = False
 
@@ -183,6 +184,7 @@ class CheckpointCallback:
             step=rounds,
             metadata={"fingerprint": self.fingerprint, "rounds": rounds},
         )
+        self.saved_rounds = rounds
         self._timer.reset()
 
     def _deadline_stop(self, env: Any) -> Exception:
@@ -237,10 +239,9 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
         callbacks=[*(cb for cb in callbacks_list if cb not in recorders), checkpoint],
     )
     _publish_history(checkpoint.history, recorders, evals_result)
+    _boosting.flush_store(store, key)
     if checkpoint.status is RunStatus.STOPPED_BY_DEADLINE and deadline is not None:
-        store.flush()
-        _boosting.log_deadline_stop(store, key, booster.current_iteration(), deadline)
-    store.flush()
+        _boosting.log_deadline_stop(store, key, checkpoint.saved_rounds, deadline)
     return _boosting.mark_status(booster, checkpoint.status)
 
 
@@ -292,7 +293,7 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
     # evals_result_ returns the dict that fit's own record_evaluation filled, which holds
     # only the rounds of this call; complete it in place.
     _publish_history(checkpoint.history, [], model.evals_result_)
-    store.flush()
+    _boosting.flush_store(store, key)
     return _boosting.mark_status(model, checkpoint.status)
 
 

@@ -40,6 +40,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from persistkit import _boosting
 from persistkit._compat import import_optional
 from persistkit._deadline import Deadline, RunStatus
 from persistkit._sampler_state import capture_sampler_state, repair_journal, restore_sampler_state
@@ -218,7 +219,7 @@ def optimize(
         for callback in callbacks:
             callback(study, frozen)
 
-    persisted.store.flush()
+    _boosting.flush_store(persisted.store, persisted.key)
     n_complete = _count_complete(study)
     if status is RunStatus.STOPPED_BY_DEADLINE:
         logger.warning(

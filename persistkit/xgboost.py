@@ -171,7 +171,7 @@ class CheckpointCallback(xgb.callback.TrainingCallback):  # type: ignore[name-de
         if self._saved_rounds != full_model.num_boosted_rounds():
             self.save(full_model, self._history)
         if self.status is RunStatus.STOPPED_BY_DEADLINE and self.deadline is not None:
-            self.store.flush()
+            _boosting.flush_store(self.store, self.key)
             _boosting.log_deadline_stop(self.store, self.key,
                                         self._model.num_boosted_rounds(), self.deadline)
         return model
@@ -283,7 +283,7 @@ def train(params: Mapping[str, Any], dtrain: Any, num_boost_round: int = 10, *,
 
     if evals_result is not None:
         evals_result.update(container.history)
-    store.flush()
+    _boosting.flush_store(store, key)
     return _boosting.mark_status(bst.reset(), checkpoint.status)
 
 
@@ -325,7 +325,7 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
     finally:
         model.set_params(callbacks=params.get("callbacks"), n_estimators=params.get("n_estimators"),
                          early_stopping_rounds=es_rounds)
-    store.flush()
+    _boosting.flush_store(store, key)
     return _boosting.mark_status(model, checkpoint.status)
 
 

@@ -216,3 +216,17 @@ def test_missing_library_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(MissingDependencyError, match=r"pip install 'persistkit\[xgboost\]'"):
         importlib.import_module("persistkit.xgboost")
+
+
+def test_storage_outage_returns_booster(data: tuple, caplog: pytest.LogCaptureFixture) -> None:
+    import fsspec
+
+    from persistkit.testing.faults import FaultInjectingFileSystem, FaultPlan
+
+    failing = FaultInjectingFileSystem(fsspec.filesystem("memory"), FaultPlan(transient_rate=1.0))
+    with CheckpointStore(f"/outage-{uuid.uuid4().hex}", filesystem=failing,
+                         max_attempts=1) as broken_store, caplog.at_level(logging.WARNING):
+        booster, _ = train(broken_store, data)
+
+    assert booster.num_boosted_rounds() > 5
+    assert "may be missing or late" in caplog.text
