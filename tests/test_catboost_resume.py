@@ -177,3 +177,19 @@ def test_missing_library_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(MissingDependencyError, match=r"pip install 'persistkit\[catboost\]'"):
         importlib.import_module("persistkit.catboost")
+
+
+def test_every_seconds_uses_catboost_interval(store: CheckpointStore, tmp_path: Path,
+                                              reference: dict) -> None:
+    first = pcat.fit(model(tmp_path), FEATURES[:220], TARGET[:220],
+                     eval_set=(FEATURES[220:], TARGET[220:]), store=store, key=KEY,
+                     every_seconds=1)
+    counter = CountIterations()
+    again = pcat.fit(model(tmp_path), FEATURES[:220], TARGET[:220],
+                     eval_set=(FEATURES[220:], TARGET[220:]), store=store, key=KEY,
+                     every_seconds=1, callbacks=[counter])
+
+    assert store.steps(KEY)
+    assert first.predict(FEATURES[220:]).tolist() == reference["predictions"]
+    assert len(counter.seen) <= 1
+    assert again.predict(FEATURES[220:]).tolist() == reference["predictions"]

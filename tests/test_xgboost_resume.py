@@ -230,3 +230,21 @@ def test_storage_outage_returns_booster(data: tuple, caplog: pytest.LogCaptureFi
 
     assert booster.num_boosted_rounds() > 5
     assert "may be missing or late" in caplog.text
+
+
+def test_every_seconds_saves_by_time(store: CheckpointStore, data: tuple) -> None:
+    dtrain, dvalid, _ = data
+    pxgb.train(PARAMS, dtrain, 4, evals=[(dvalid, "valid")], verbose_eval=False,
+               store=store, key="xgb/timed", every_seconds=1e-6)
+    pxgb.train(PARAMS, dtrain, 4, evals=[(dvalid, "valid")], verbose_eval=False,
+               store=store, key="xgb/final-only")
+
+    assert store.steps("xgb/timed") == [1, 2, 3, 4]
+    assert store.steps("xgb/final-only") == [4]
+
+
+@pytest.mark.parametrize("options", [{"every_rounds": 0}, {"every_seconds": 0},
+                                     {"every_rounds": 2.5}])
+def test_invalid_policy_rejected(store: CheckpointStore, data: tuple, options: dict) -> None:
+    with pytest.raises(ValueError, match="every_"):
+        pxgb.train(PARAMS, data[0], 4, store=store, key="xgb/run", **options)
