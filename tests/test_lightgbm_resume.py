@@ -238,3 +238,24 @@ def test_raw_callback_recipe(store: CheckpointStore) -> None:
 
     assert booster.best_iteration == reference.best_iteration
     np.testing.assert_array_equal(booster.predict(FEATURES), reference.predict(FEATURES))
+
+
+def test_classifier_eval_chunk_without_a_class(store: CheckpointStore) -> None:
+    labels = np.digitize(TARGET, [-1.0, 1.0])
+    valid_rows = np.flatnonzero(labels[220:] != 2) + 220
+
+    def model() -> Any:
+        return lgb.LGBMClassifier(n_estimators=30, num_leaves=7, learning_rate=0.3,
+                                  verbosity=-1, n_jobs=1, random_state=3)
+
+    fit_args = {"eval_X": (FEATURES[valid_rows],), "eval_y": (labels[valid_rows],)}
+    reference = model().fit(FEATURES[:220], labels[:220], **fit_args)
+    plgb.fit(model(), FEATURES[:220], labels[:220], store=store, key="lgbm/classes",
+             deadline=Deadline(seconds=-1), **fit_args)
+    resumed = plgb.fit(model(), FEATURES[:220], labels[:220], store=store,
+                       key="lgbm/classes", **fit_args)
+
+    assert set(labels[valid_rows]) == {0, 1}
+    np.testing.assert_array_equal(resumed.predict_proba(FEATURES),
+                                  reference.predict_proba(FEATURES))
+    assert resumed.evals_result_ == reference.evals_result_
