@@ -22,8 +22,8 @@ Exactness: without ``bagging_fraction``/``bagging_freq``, ``feature_fraction`` o
 ``feature_fraction_bynode`` below 1, the resumed booster predicts like an uninterrupted
 one. With them, LightGBM re-seeds its generators when training continues, so later
 rounds sample other rows or features, and a warning is logged before resuming.
-Measured with the data of tests/adapter_child.py (220 training rows, target standard
-deviation 2.5, resumed at round 5 of a run that early-stops near round 22):
+Measured with the data of tests/adapter_child.py: 220 training rows, target standard
+deviation 2.5, resumed at round 5 of a run that early-stops near round 22. There
 ``bagging_fraction=0.7`` changed validation predictions by 0.44 on average (max 1.14)
 and the best validation l2 by +3%; ``feature_fraction=0.7`` by 0.31 (max 0.96) and -3%.
 Another ``seed`` changes the uninterrupted run by 0.36 to 0.48 on average (max 1.06

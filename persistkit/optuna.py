@@ -16,7 +16,7 @@ attribute ``fail_reason``, and puts the saved random state back into the sampler
 the caller passes. :func:`optimize` then runs trials until ``n_trials`` are COMPLETE in total.
 
 Determinism: the sampler state saved with a RUNNING trial is the state from before that
-trial was proposed, so the first trial after a resume draws the same parameters as the
+trial was proposed. So the first trial after a resume draws the same parameters as the
 interrupted one, and every later trial matches an uninterrupted run. This holds for
 samplers whose proposals depend only on their random state and the finished trials
 (``TPESampler`` and ``RandomSampler`` are tested). Samplers that mix the trial number
@@ -63,7 +63,7 @@ __all__ = [
     "trial_key",
 ]
 
-# Each journal checkpoint contains the whole journal, so older ones are redundant; a few
+# Each journal checkpoint contains the whole journal, so older ones are redundant. A few
 # are kept so that load can fall back when the newest fails verification.
 JOURNAL_RETENTION = {"keep_last": 3}
 JOURNAL_FILE = "journal.log"
