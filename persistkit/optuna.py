@@ -193,8 +193,10 @@ def optimize(
         objective: The objective, as for ``Study.optimize``.
         n_trials: Total COMPLETE trials wanted, counting those of earlier sessions.
         deadline: Stop before a trial that would not finish in time.
-        catch: Exception types that mark the trial FAIL and let the search go on; any
-            other exception marks it FAIL, is checkpointed and propagates.
+        catch: Exception types that mark the trial FAIL and let the search go on. Any
+            other exception marks it FAIL, is checkpointed and propagates. NOTE: an
+            objective that always raises a caught exception never reaches ``n_trials``
+            COMPLETE trials, so this loop then runs until the deadline or forever.
         callbacks: Called as ``callback(study, frozen_trial)`` after each trial.
 
     Returns:

@@ -279,3 +279,15 @@ def test_missing_optuna_names_extra(store: CheckpointStore, monkeypatch: pytest.
 
     with pytest.raises(MissingDependencyError, match=r"pip install 'persistkit\[optuna\]'"):
         popt.load_study(store, "search")
+
+
+def test_study_callback_with_plain_optimize(store: CheckpointStore) -> None:
+    study = popt.load_study(store, "search")
+    callback = popt.StudyCheckpointCallback(deadline=Deadline(seconds=-1))
+    study.optimize(quadratic, n_trials=5, callbacks=[callback])
+    resumed = popt.load_study(store, "search")
+
+    assert callback.status is popt.RunStatus.STOPPED_BY_DEADLINE
+    assert len(study.trials) == 1
+    assert len(resumed.trials) == 1
+    assert resumed.trials[0].state == TrialState.COMPLETE
