@@ -8,7 +8,7 @@ ADAPTER is optuna, xgboost, lightgbm or catboost. KILL_POINT is one of:
 - ``first``: before the first checkpoint is committed (round 2, or the first trial);
 - ``mid``: in the middle (round 13, or when 3 trials are COMPLETE);
 - ``upload``: during the second checkpoint commit, after the payload is staged and
-  before the manifest is written;
+  before the manifest is written (the store commits in line in this mode);
 - ``end``: after the last round (or trial) and before the training call returns.
 
 The process kills itself with SIGKILL at that point, so no ``finally`` block, atexit
@@ -246,7 +246,9 @@ def main() -> None:
 
     if kill == "upload":
         arm_upload_kill(commit_number=2)
-    store = CheckpointStore(store_dir)
+    # The background uploader coalesces pending saves, so on a busy machine a fast run
+    # can commit only once and never reach a second commit; commit in line instead.
+    store = CheckpointStore(store_dir, background=kill != "upload")
     result = RUNNERS[adapter](store, kill, options)
     store.close()
     with open(result_path, "w", encoding="utf-8") as result_file:
