@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 TEST_ACCESS_KEY = "persistkit-test-key"
 TEST_SECRET_KEY = "persistkit-test-secret"  # Test-only credential of the local servers.
-_STOP_TIMEOUT_S = 10.0
+_STOP_TIMEOUT_S = 5.0
 
 
 class ServerStartError(RuntimeError):
