@@ -400,6 +400,8 @@ class HubStorage(Storage):
                 repo_type=self.location.repo_type,
                 private=self.options.private,
                 exist_ok=True,
+                # A Space needs an SDK; "static" serves files and runs no code.
+                space_sdk="static" if self.location.repo_type == "space" else None,
             )
         except self._hub.utils.HfHubHTTPError as error:
             raise self._storage_error("creating the repository", error) from error
