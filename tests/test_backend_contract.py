@@ -28,6 +28,7 @@ import pytest
 from persistkit import CheckpointStore
 from persistkit._layout import MANIFEST_NAME, step_dir_name
 from persistkit._serializers import pickled
+from persistkit.cli import main as cli_main
 from persistkit.errors import (
     CheckpointNotFoundError,
     CorruptCheckpointError,
@@ -231,6 +232,11 @@ def test_step_without_manifest_is_invisible(backend: Backend) -> None:
         assert store.steps("xgb") == [1]
         assert store.load("xgb").step == 1
         assert store.partial_writes("xgb") == [step_dir_name(2)]
+
+    assert cli_main(["gc", backend.url, *backend.cli_options()]) == 0
+    with backend.store() as store:
+        assert store.partial_writes("xgb") == []
+        assert store.steps("xgb") == [1]
 
 
 # -- writers --------------------------------------------------------------------------
