@@ -301,13 +301,12 @@ def test_pickle_needs_permission_and_checksum(backend: Backend) -> None:
 def test_secrets_stay_out_of_logs_and_manifests(
     backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG):
-        with backend.store() as store:
-            store.save("xgb", {"model.bin": b"m"}, step=1, metadata={"run": "r1"})
-            manifest = store.storage.read_bytes(step_file("xgb", 1, MANIFEST_NAME))
-            with pytest.raises(CheckpointNotFoundError) as missing:
-                store.load("absent")
-            texts = [caplog.text, manifest.decode(), store.url, repr(store), str(missing.value)]
+    with caplog.at_level(logging.DEBUG), backend.store() as store:
+        store.save("xgb", {"model.bin": b"m"}, step=1, metadata={"run": "r1"})
+        manifest = store.storage.read_bytes(step_file("xgb", 1, MANIFEST_NAME))
+        with pytest.raises(CheckpointNotFoundError) as missing:
+            store.load("absent")
+        texts = [caplog.text, manifest.decode(), store.url, repr(store), str(missing.value)]
 
     for secret in backend.secrets:
         for text in texts:
