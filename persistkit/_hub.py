@@ -153,6 +153,8 @@ class HubStorage(Storage):
         self.options = HubOptions.from_mapping(storage_options)
         self.url = redact_url(url)
         self._hub = import_optional("huggingface_hub", "hf")
+        self._utils = import_optional("huggingface_hub.utils", "hf")
+        self._folder_type = import_optional("huggingface_hub.hf_api", "hf").RepoFolder
         self._api = self._hub.HfApi(endpoint=self.options.endpoint, library_name="persistkit")
         self._lock = threading.RLock()
         self._head: str | None = None
@@ -181,7 +183,7 @@ class HubStorage(Storage):
                     self.location.repo_id, full or None, repo_type=self.location.repo_type
                 )
             )
-        except self._hub.utils.HfHubHTTPError as error:
+        except self._utils.HfHubHTTPError as error:
             if _status(error) == 404:
                 return []
             raise self._storage_error(f"listing {full!r}", error) from error
@@ -196,7 +198,7 @@ class HubStorage(Storage):
             infos = self._api.get_paths_info(
                 self.location.repo_id, paths, repo_type=self.location.repo_type, revision=revision
             )
-        except self._hub.utils.HfHubHTTPError as error:
+        except self._utils.HfHubHTTPError as error:
             if _status(error) == 404:
                 return {}
             raise self._storage_error(f"reading the state of {paths}", error) from error
@@ -224,7 +226,7 @@ class HubStorage(Storage):
         def operations(head: str) -> list[Any]:
             existing = self._paths_info(delete_full, head) if delete_full else {}
             deletions = [
-                hub.CommitOperationDelete(path, is_folder=isinstance(info, hub.hf_api.RepoFolder))
+                hub.CommitOperationDelete(path, is_folder=isinstance(info, self._folder_type))
                 for path, info in existing.items()
             ]
             return [*additions, *deletions]
@@ -253,7 +255,7 @@ class HubStorage(Storage):
             info = self._paths_info([full], head).get(full)
             if info is None:
                 return None
-            is_folder = isinstance(info, self._hub.hf_api.RepoFolder)
+            is_folder = isinstance(info, self._folder_type)
             return [self._hub.CommitOperationDelete(full, is_folder=is_folder)]
 
         self._commit(operations, f"persistkit: delete {full}", fence=full)
@@ -287,7 +289,7 @@ class HubStorage(Storage):
                 try:
                     self._send_commit(operations, message, head)
                     return True
-                except self._hub.utils.HfHubHTTPError as error:
+                except self._utils.HfHubHTTPError as error:
                     head = self._handle_commit_error(error, message, head, fence, attempt)
             raise StorageError(
                 f"{message} in {self.url} failed after {self.options.max_attempts} attempts "
@@ -372,13 +374,12 @@ class HubStorage(Storage):
 
     def _refresh_head(self) -> str:
         """Read the head commit and the budget ledger; create the repository if missing."""
-        hub = self._hub
         try:
             info = self._api.repo_info(self.location.repo_id, repo_type=self.location.repo_type)
-        except hub.utils.RepositoryNotFoundError:
+        except self._utils.RepositoryNotFoundError:
             self._create_repository()
             info = self._api.repo_info(self.location.repo_id, repo_type=self.location.repo_type)
-        except hub.utils.HfHubHTTPError as error:
+        except self._utils.HfHubHTTPError as error:
             raise self._storage_error("reading the repository head", error) from error
         self._head = str(info.sha)
         try:
@@ -403,7 +404,7 @@ class HubStorage(Storage):
                 # A Space needs an SDK; "static" serves files and runs no code.
                 space_sdk="static" if self.location.repo_type == "space" else None,
             )
-        except self._hub.utils.HfHubHTTPError as error:
+        except self._utils.HfHubHTTPError as error:
             raise self._storage_error("creating the repository", error) from error
 
     def _read_repo_file(self, path_in_repo: str, revision: str) -> bytes:
@@ -414,7 +415,7 @@ class HubStorage(Storage):
             revision=revision,
             endpoint=self._api.endpoint,
         )
-        utils = self._hub.utils
+        utils = self._utils
         headers = utils.build_hf_headers(library_name="persistkit")
         response = utils.get_session().get(url, headers=headers, follow_redirects=True)
         if response.status_code == 404:

@@ -128,8 +128,9 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         headers = {"Content-Type": "application/json", "X-Error-Message": error.message}
         if error.error_code is not None:
             headers["X-Error-Code"] = error.error_code
-        headers.update(getattr(error, "headers", {}))
-        self._send(error.status, json.dumps({"error": error.message}).encode(), headers)
+        headers.update(error.headers)
+        body = {"error": error.message, **error.body}
+        self._send(error.status, json.dumps(body).encode(), headers)
 
     def _route(self, method: str, path: str, body: bytes) -> None:
         if path == "/api/repos/create" and method == "POST":
@@ -180,7 +181,9 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         repo_id = f"{payload.get('organization') or self.hub.user}/{payload['name']}"
         url = f"{self._base_url()}/{_URL_PREFIXES[repo_type]}{repo_id}"
         if (repo_type, repo_id) in self.hub.repositories:
-            raise HubRequestError(409, f"You already created this {repo_type} repo: {url}")
+            error = HubRequestError(409, f"You already created this {repo_type} repo")
+            error.body = {"url": url}
+            raise error
         private = payload.get("visibility", "private" if payload.get("private") else "public")
         repo = Repository(repo_type, repo_id, private == "private", created_at=self._now())
         repo.blobs[git_blob_id(_INITIAL_ATTRIBUTES)] = _INITIAL_ATTRIBUTES

@@ -25,6 +25,8 @@ class HubRequestError(Exception):
         self.status = status
         self.message = message
         self.error_code = error_code
+        self.headers: dict[str, str] = {}
+        self.body: dict[str, str] = {}
 
 
 def git_blob_id(data: bytes) -> str:

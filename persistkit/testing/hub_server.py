@@ -192,7 +192,7 @@ class HubTestServer:
             f"You have exceeded the rate limit of {self.commit_quota} commits per "
             f"{self.quota_window_s:g} s for {repo.repo_id}. Retry after {wait_s} s.",
         )
-        error.headers = {  # type: ignore[attr-defined]
+        error.headers = {
             "Retry-After": str(wait_s),
             "RateLimit": f'"commits";r=0;t={wait_s}',
             "RateLimit-Policy": f'"fixed window";"commits";q={self.commit_quota};'
