@@ -315,15 +315,40 @@ def test_secrets_stay_out_of_logs_and_manifests(
 
 # -- kill during commit ----------------------------------------------------------------
 
+# A writer that commits step 1, then dies while committing step 2 (12 files of 1 MiB):
+# either from outside, after a delay, or by SIGKILL to itself just before it writes
+# part06.bin of step 2 ("mid-payload"), with half of the payload already stored.
 _WRITER_SCRIPT = textwrap.dedent(
     """
-    import json, os, sys
+    import json, os, signal, sys
+    import persistkit._storage as storage_module
     from persistkit import CheckpointStore
-    url, options = sys.argv[1], json.loads(sys.argv[2])
+
+    url, options, mode = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     store = CheckpointStore(url, storage_options=options, background=False)
     store.save("job", {"model.bin": b"first"}, step=1)
     print("committed", flush=True)
-    store.save("job", {f"part{i}.bin": os.urandom(2**20) for i in range(24)}, step=2)
+
+    def die_before(path):
+        if "part06.bin" in str(path) and "0000000002" in str(path):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    if mode == "mid-payload" and hasattr(store.storage, "fs"):
+        pipe_file = store.storage.fs.pipe_file
+        def pipe_file_or_die(path, *args, **kwargs):
+            die_before(path)
+            return pipe_file(path, *args, **kwargs)
+        store.storage.fs.pipe_file = pipe_file_or_die
+    elif mode == "mid-payload":
+        write_synced = storage_module._write_synced
+        def write_or_die(path, data):
+            die_before(path)
+            return write_synced(path, data)
+        storage_module._write_synced = write_or_die
+
+    files = {f"part{i:02d}.bin": os.urandom(2**20) for i in range(12)}
+    print("uploading", flush=True)
+    store.save("job", files, step=2)
     print("done", flush=True)
     """
 )
@@ -341,11 +366,10 @@ def run_gc(backend: Backend) -> str:
     return completed.stdout
 
 
-@pytest.mark.parametrize("delay_s", [0.05, 0.4])
-def test_kill_during_commit_keeps_previous(killable_backend: Backend, delay_s: float) -> None:
-    backend = killable_backend
+def kill_writer(backend: Backend, mode: str, delay_s: float) -> int:
+    """Run the writer script until it dies; return its exit code."""
     writer = subprocess.Popen(
-        [sys.executable, "-c", _WRITER_SCRIPT, backend.url, json.dumps(backend.storage_options)],
+        [sys.executable, "-c", _WRITER_SCRIPT, backend.url, json.dumps(backend.storage_options), mode],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -353,12 +377,23 @@ def test_kill_during_commit_keeps_previous(killable_backend: Backend, delay_s: f
     try:
         assert writer.stdout is not None
         assert writer.stdout.readline().strip() == "committed"
-        time.sleep(delay_s)
-        writer.send_signal(signal.SIGKILL)
+        assert writer.stdout.readline().strip() == "uploading"
+        if mode == "timed":
+            time.sleep(delay_s)
+            writer.send_signal(signal.SIGKILL)
+        return writer.wait(timeout=SUBPROCESS_TIMEOUT_S)
     finally:
-        writer.wait(timeout=SUBPROCESS_TIMEOUT_S)
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait(timeout=SUBPROCESS_TIMEOUT_S)
         if writer.stdout is not None:
             writer.stdout.close()
+
+
+@pytest.mark.parametrize("delay_s", [0.2])
+def test_kill_during_commit_keeps_previous(killable_backend: Backend, delay_s: float) -> None:
+    backend = killable_backend
+    kill_writer(backend, "timed", delay_s)
 
     with backend.store(writer_id="reader") as store:
         steps = store.steps("job")
@@ -370,3 +405,25 @@ def test_kill_during_commit_keeps_previous(killable_backend: Backend, delay_s: f
         run_gc(backend)
         assert store.partial_writes("job") == []
         assert store.steps("job") == steps
+
+
+@pytest.mark.parametrize(
+    "backend_name", ["local", *(pytest.param(name, marks=pytest.mark.servers) for name in SERVER_BACKENDS[:3])]
+)
+def test_kill_mid_payload_leaves_partial_for_gc(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    backend = make_backend(backend_name, request, tmp_path)
+
+    assert kill_writer(backend, "mid-payload", 0.0) == -signal.SIGKILL
+
+    with backend.store(writer_id="reader") as store:
+        assert store.steps("job") == [1]
+        assert store.load("job").files["model.bin"] == b"first"
+        assert len(store.partial_writes("job")) == 1
+
+        output = run_gc(backend)
+
+        assert "removed 1 partial writes" in output
+        assert store.partial_writes("job") == []
+        assert store.steps("job") == [1]
