@@ -3,7 +3,7 @@
 Starts each test server on 127.0.0.1 (see persistkit.testing.servers), saves checkpoints
 of one random payload file with ``background=False`` so that the timing covers the whole
 commit, loads them back with verification, and prints a table. The JSON written with
-``--json`` holds the same rows. The Hub rows count commits on the Hub test server
+``--json`` contains the same rows. The Hub rows count commits on the Hub test server
 per timed checkpoint, after a warm-up save has taken the writer lease.
 
     python benchmarks/bench_backends.py --sizes-mb 1 20 100 --json bench_backends.json

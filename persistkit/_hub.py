@@ -13,7 +13,7 @@ URLs name a repository and an optional folder inside it::
     hf://<namespace>/<repo>[/<folder>...]            a model repository
 
 Every commit names its parent commit. When another writer committed in between, the Hub
-answers 412; HubStorage then reads the new head and retries only when the folder the
+responds with 412; HubStorage then reads the new head and retries only when the folder the
 commit writes into is unchanged between the two heads, and raises
 :class:`~persistkit.errors.StoreConflictError` otherwise. Across commits, the store's
 writer lease (checked before each commit) keeps two writers off the same key.
@@ -89,8 +89,8 @@ class HubOptions:
     Attributes:
         endpoint: Hub base URL; None uses huggingface_hub's default (``HF_ENDPOINT``).
         max_commits: Commits per ``commit_window_s`` that persistkit allows itself per
-            repository. The Hub's limit is not published; users report 429 responses
-            beyond about 128 per hour, so the default leaves room for other tools.
+            repository. Users report 429 responses beyond about 128 commits per hour,
+            so the default stays below that and leaves room for other tools.
         commit_window_s: Length of the budget window in seconds.
         private: Visibility of a repository that persistkit creates.
         max_wait_s: Longest single wait for the budget or a 429 retry hint, in seconds.

@@ -315,9 +315,10 @@ def test_secrets_stay_out_of_logs_and_manifests(
 
 # -- kill during commit ----------------------------------------------------------------
 
-# A writer that commits step 1, then dies while committing step 2 (12 files of 1 MiB):
-# either from outside, after a delay, or by SIGKILL to itself just before it writes
-# part06.bin of step 2 ("mid-payload"), with half of the payload already stored.
+# A writer that commits step 1, then dies while committing step 2 (12 files of 1 MiB).
+# In mode "timed" the test kills it after a delay. In mode "mid-payload" it sends
+# SIGKILL to itself just before writing part06.bin of step 2, with half of the payload
+# already stored.
 _WRITER_SCRIPT = textwrap.dedent(
     """
     import json, os, signal, sys

@@ -143,7 +143,7 @@ def test_stale_writer_of_same_key_is_rejected(server: HubTestServer) -> None:
     first = HubStorage(url, storage_options=options)
     second = HubStorage(url, storage_options=options)
     first.write_bytes("marker", b"1")
-    second.write_bytes("other", b"1")  # second now knows a head
+    second.write_bytes("other", b"1")  # second has now read a head commit
     first.commit_checkpoint("k/_step-1", {"a.bin": b"a"}, "_manifest.json", b"{}", [])
 
     with pytest.raises(StoreConflictError, match="another writer changed 'run/k'"):

@@ -398,11 +398,11 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             raise HubRequestError(400, "Only the LFS upload operation is served")
         objects = []
         for item in payload["objects"]:
-            answer: dict[str, Any] = {"oid": item["oid"], "size": item["size"], "authenticated": True}
+            entry: dict[str, Any] = {"oid": item["oid"], "size": item["size"], "authenticated": True}
             if item["oid"] not in repo.lfs_objects:
                 href = f"{self._base_url()}/_lfs/{repo.repo_type}/{repo.repo_id}/{item['oid']}"
-                answer["actions"] = {"upload": {"href": href, "header": {}}}
-            objects.append(answer)
+                entry["actions"] = {"upload": {"href": href, "header": {}}}
+            objects.append(entry)
         self._send_json({"transfer": "basic", "objects": objects})
 
     def _lfs_upload(self, repo: Repository, oid: str, body: bytes) -> None:

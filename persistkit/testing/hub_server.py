@@ -29,8 +29,8 @@ repository type: empty for models, ``datasets/`` or ``spaces/``)::
 Errors carry ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``)
 as the Hub does, so the client raises its usual exceptions. A commit whose
 ``parentCommit`` is not the branch head gets 412. With ``commit_quota`` set, a repository
-accepts that many commits per ``quota_window_s`` seconds (a sliding window; 3600 s on the
-Hub) and answers 429 with ``Retry-After`` and ``RateLimit`` headers beyond it.
+accepts that many commits per ``quota_window_s`` seconds (a sliding window; the Hub's limit is
+per hour) and responds with 429 and ``Retry-After`` and ``RateLimit`` headers beyond it.
 
 Not served: Xet storage, branches other than ``main``, tags, pull requests, pagination
 (every listing fits in one page), and permissions beyond one optional bearer token. Set
@@ -58,7 +58,7 @@ __all__ = ["HUGGINGFACE_HUB_VERSIONS", "HubServerStats", "HubTestServer", "clien
 logger = logging.getLogger(__name__)
 
 HUGGINGFACE_HUB_VERSIONS = (">=2.4", "<3")
-"""Range of huggingface_hub versions whose requests this server answers correctly."""
+"""Range of huggingface_hub versions whose requests this server handles correctly."""
 
 def _parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])

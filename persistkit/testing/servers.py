@@ -11,7 +11,7 @@ returns a :class:`RunningServer` whose ``stop()`` ends exactly the process it st
     ...
     server.stop()
 
-``server.storage_options`` holds what a CheckpointStore needs to reach it. Set the
+``server.storage_options`` contains what a CheckpointStore needs to reach it. Set the
 environment first with :func:`client_environment` (credentials, region, emulator
 switches); gcsfs reads ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT`` when it is imported.
 """
@@ -62,7 +62,7 @@ def client_environment(hub_cache: str | None = None) -> dict[str, str]:
     """Return environment variables that point clients at local servers only.
 
     Covers botocore (credentials, region, no metadata probe), gcsfs (no gRPC probe that
-    emulators cannot answer) and huggingface_hub (no Xet, no telemetry, a dummy token and
+    emulators cannot serve) and huggingface_hub (no Xet, no telemetry, a dummy token and
     a private cache folder).
     """
     return {
@@ -112,7 +112,12 @@ class RunningServer:
             try:
                 self._process.wait(timeout=_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                logger.warning("%s (PID %d) ignored SIGTERM; killing it", self.name, self._process.pid)
+                logger.warning(
+                    "%s (PID %d) did not exit within %g s of SIGTERM; killing it",
+                    self.name,
+                    self._process.pid,
+                    _STOP_TIMEOUT_S,
+                )
                 self._process.kill()
                 self._process.wait(timeout=_STOP_TIMEOUT_S)
         for cleanup in reversed(self._cleanup):
@@ -140,12 +145,12 @@ def _wait_ready(
                     return
         except urllib.error.HTTPError as error:
             if error.code < 500:
-                return  # The server answers; an auth error still means it is up.
+                return  # The server responds; an auth error still means it is up.
             last_error = error
         except OSError as error:
             last_error = error
         time.sleep(0.1)
-    raise ServerStartError(f"{name} did not answer {url} within {timeout_s:g} s: {last_error}")
+    raise ServerStartError(f"{name} did not respond at {url} within {timeout_s:g} s: {last_error}")
 
 
 def _start_process(
