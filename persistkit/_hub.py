@@ -4,7 +4,10 @@ Writing through ``HfFileSystem`` makes one commit per file, and the Hub limits c
 repository per hour. :class:`HubStorage` instead sends each checkpoint (payload files,
 manifest and the retention deletes it causes) as a single ``create_commit``, so a
 checkpoint is visible completely or not at all, and it paces its commits with a
-:class:`~persistkit._hub_budget.CommitBudget` kept in the repository.
+:class:`~persistkit._hub_budget.CommitBudget` kept in the repository. A commit call
+waits while the budget is used up; meanwhile the store's background uploader replaces
+queued snapshots of a key with newer ones, so checkpoints that arrive faster than the
+budget allows are coalesced rather than queued without bound.
 
 URLs name a repository and an optional folder inside it::
 
@@ -24,6 +27,8 @@ carry it, because they may end up in logs.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import logging
 import threading
 import time
@@ -155,6 +160,8 @@ class HubStorage(Storage):
         self._hub = import_optional("huggingface_hub", "hf")
         self._utils = import_optional("huggingface_hub.utils", "hf")
         self._folder_type = import_optional("huggingface_hub.hf_api", "hf").RepoFolder
+        self._transport_errors = _transport_error_types()
+        self._sent_ledger: bytes | None = None
         self._api = self._hub.HfApi(endpoint=self.options.endpoint, library_name="persistkit")
         self._lock = threading.RLock()
         self._head: str | None = None
@@ -187,6 +194,8 @@ class HubStorage(Storage):
             if _status(error) == 404:
                 return []
             raise self._storage_error(f"listing {full!r}", error) from error
+        except self._transport_errors as error:
+            raise self._storage_error(f"listing {full!r}", error) from error
         return sorted(entry.path.rsplit("/", 1)[-1] for entry in entries)
 
     def exists(self, path: str) -> bool:
@@ -201,6 +210,8 @@ class HubStorage(Storage):
         except self._utils.HfHubHTTPError as error:
             if _status(error) == 404:
                 return {}
+            raise self._storage_error(f"reading the state of {paths}", error) from error
+        except self._transport_errors as error:
             raise self._storage_error(f"reading the state of {paths}", error) from error
         return {info.path: info for info in infos}
 
@@ -291,6 +302,12 @@ class HubStorage(Storage):
                     return True
                 except self._utils.HfHubHTTPError as error:
                     head = self._handle_commit_error(error, message, head, fence, attempt)
+                except self._transport_errors as error:
+                    # The connection failed, possibly after the Hub applied the commit.
+                    if self._sent_commit_landed():
+                        logger.info("%s: the response was lost but the commit is in %s", message, self.url)
+                        return True
+                    raise self._storage_error(message, error) from error
             raise StorageError(
                 f"{message} in {self.url} failed after {self.options.max_attempts} attempts "
                 "(rate limits or concurrent commits); try again later"
@@ -299,7 +316,10 @@ class HubStorage(Storage):
     def _send_commit(self, operations: list[Any], message: str, head: str) -> None:
         budget = self.options.budget
         ledger = self._ledger.recorded(budget, self._clock())
-        ledger_operation = self._hub.CommitOperationAdd(BUDGET_LEDGER_PATH, ledger.serialize())
+        # The ledger names the time of this attempt, so it identifies the commit if the
+        # response gets lost.
+        self._sent_ledger = ledger.serialize()
+        ledger_operation = self._hub.CommitOperationAdd(BUDGET_LEDGER_PATH, self._sent_ledger)
         info = self._api.create_commit(
             self.location.repo_id,
             [*operations, ledger_operation],
@@ -348,6 +368,18 @@ class HubStorage(Storage):
             return self._refresh_head()
         raise self._storage_error(message, error) from error
 
+    def _sent_commit_landed(self) -> bool:
+        """Return whether the last commit sent is the head, judged by its ledger file."""
+        sent = self._sent_ledger
+        self._refresh_head()
+        if sent is None or self._head is None:
+            return False
+        info = self._paths_info([BUDGET_LEDGER_PATH], self._head).get(BUDGET_LEDGER_PATH)
+        landed = info is not None and info.blob_id == _git_blob_id(sent)
+        if landed:
+            self.commits_made += 1
+        return landed
+
     def _changed(self, path: str, old_head: str, new_head: str) -> bool:
         before = self._paths_info([path], old_head).get(path)
         after = self._paths_info([path], new_head).get(path)
@@ -379,7 +411,7 @@ class HubStorage(Storage):
         except self._utils.RepositoryNotFoundError:
             self._create_repository()
             info = self._api.repo_info(self.location.repo_id, repo_type=self.location.repo_type)
-        except self._utils.HfHubHTTPError as error:
+        except (self._utils.HfHubHTTPError, *self._transport_errors) as error:
             raise self._storage_error("reading the repository head", error) from error
         self._head = str(info.sha)
         try:
@@ -404,7 +436,7 @@ class HubStorage(Storage):
                 # A Space needs an SDK; "static" serves files and runs no code.
                 space_sdk="static" if self.location.repo_type == "space" else None,
             )
-        except self._utils.HfHubHTTPError as error:
+        except (self._utils.HfHubHTTPError, *self._transport_errors) as error:
             raise self._storage_error("creating the repository", error) from error
 
     def _read_repo_file(self, path_in_repo: str, revision: str) -> bytes:
@@ -417,7 +449,10 @@ class HubStorage(Storage):
         )
         utils = self._utils
         headers = utils.build_hf_headers(library_name="persistkit")
-        response = utils.get_session().get(url, headers=headers, follow_redirects=True)
+        try:
+            response = utils.get_session().get(url, headers=headers, follow_redirects=True)
+        except self._transport_errors as error:
+            raise self._storage_error(f"reading {path_in_repo!r}", error) from error
         if response.status_code == 404:
             raise FileNotFoundError(path_in_repo)
         try:
@@ -428,8 +463,29 @@ class HubStorage(Storage):
 
     def _storage_error(self, action: str, error: Exception) -> StorageError:
         status = _status(error)
-        detail = redact_text(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
-        return StorageError(f"{action} in {self.url} failed (HTTP {status}): {detail}")
+        reason = f"HTTP {status}" if status is not None else type(error).__name__
+        text = str(error).strip()
+        detail = redact_text(text.splitlines()[0]) if text else "no details"
+        return StorageError(f"{action} in {self.url} failed ({reason}): {detail}")
+
+
+def _transport_error_types() -> tuple[type[Exception], ...]:
+    """Return the connection error base classes of the HTTP library huggingface_hub uses."""
+    # huggingface_hub 2.x uses httpx2, 1.x httpx and 0.x requests; none of their
+    # connection errors derive from OSError, which the store treats as retryable.
+    for module_name, class_name in (("httpx2", "TransportError"), ("httpx", "TransportError")):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return (getattr(module, class_name),)
+    requests = import_optional("requests", "hf")
+    return (requests.RequestException,)
+
+
+def _git_blob_id(data: bytes) -> str:
+    """Return the git object id of a file with contents ``data``, as Hub listings show it."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def _status(error: Exception) -> int | None:

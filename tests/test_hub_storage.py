@@ -11,7 +11,7 @@ import pytest
 from persistkit import CheckpointStore
 from persistkit._hub import HubStorage, parse_hub_url
 from persistkit._hub_budget import BUDGET_LEDGER_PATH, CommitBudget, CommitLedger
-from persistkit.errors import StoreConflictError
+from persistkit.errors import StorageError, StoreConflictError
 from persistkit.testing import servers
 from persistkit.testing.hub_server import HubTestServer
 
@@ -232,3 +232,31 @@ def test_ledger_parse_round_trip_and_garbage() -> None:
 def test_budget_validates(max_commits: int, window_s: float) -> None:
     with pytest.raises((ValueError, TypeError)):
         CommitBudget(max_commits=max_commits, window_s=window_s)
+
+
+def test_unreachable_hub_raises_storage_error() -> None:
+    with HubTestServer() as hub:
+        endpoint = hub.endpoint
+    storage = HubStorage("hf://datasets/u/r/run", storage_options={"endpoint": endpoint})
+
+    with pytest.raises(StorageError, match="hf://datasets/u/r/run"):
+        storage.read_bytes("x")
+    with pytest.raises(StorageError):
+        storage.exists("x")
+    with pytest.raises(StorageError):
+        storage.write_bytes("x", b"1")
+
+
+def test_lost_commit_response_counts_as_committed(server: HubTestServer) -> None:
+    repo = repo_name()
+    storage = HubStorage(f"hf://datasets/{repo}/run", storage_options={"endpoint": server.endpoint})
+    storage.write_bytes("first", b"1")
+    server.drop_commit_responses = 1
+
+    storage.commit_checkpoint("k/_step-1", {"a.bin": b"a"}, "_manifest.json", b"{}", [])
+
+    assert server.drop_commit_responses == 0
+    assert server.commit_titles(repo, repo_type="dataset")[-1] == "persistkit: checkpoint run/k/_step-1"
+    storage.commit_checkpoint("k/_step-2", {"a.bin": b"b"}, "_manifest.json", b"{}", [])
+    assert storage.list_dir("k") == ["_step-1", "_step-2"]
+    assert storage.commits_made == 3

@@ -352,6 +352,11 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         repo.blobs.update(blobs)
         commit = repo.add_commit(header.get("summary", ""), header.get("description", ""), tree)
         self.hub.record_commit(repo)
+        if self.hub.drop_commit_responses > 0:
+            self.hub.drop_commit_responses -= 1
+            self.close_connection = True
+            logger.info("Dropped the response to commit %s of %s", commit.commit_id, repo.repo_id)
+            return
         url = f"{self._base_url()}/{_URL_PREFIXES[repo.repo_type]}{repo.repo_id}/commit/{commit.commit_id}"
         self._send_json({"success": True, "commitOid": commit.commit_id, "commitUrl": url, "hookOutput": ""})
 

@@ -118,6 +118,9 @@ class HubTestServer:
         self.token = token
         self.user = user
         self.stats = HubServerStats()
+        # Commits still to be applied with their response lost: the server closes the
+        # connection instead of responding, as when an acknowledgement gets lost.
+        self.drop_commit_responses = 0
         self.lock = threading.Lock()
         self.repositories: dict[tuple[str, str], Repository] = {}
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _HubRequestHandler)
