@@ -428,3 +428,41 @@ def test_kill_mid_payload_leaves_partial_for_gc(
         assert "removed 1 partial writes" in output
         assert store.partial_writes("job") == []
         assert store.steps("job") == [1]
+
+
+# -- visibility across processes and writers --------------------------------------------
+
+_SAVE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from persistkit import CheckpointStore
+    url, options = sys.argv[1], json.loads(sys.argv[2])
+    with CheckpointStore(url, storage_options=options, background=False) as store:
+        store.save("seen", {"model.bin": b"from another process"}, step=3)
+    """
+)
+
+
+def test_listing_sees_other_process_writes(killable_backend: Backend) -> None:
+    backend = killable_backend
+    with backend.store(writer_id="observer") as store:
+        assert store.steps("seen") == []
+        assert store.keys() == []
+
+        subprocess.run(
+            [sys.executable, "-c", _SAVE_SCRIPT, backend.url, json.dumps(backend.storage_options)],
+            cwd=REPO_ROOT,
+            check=True,
+            timeout=SUBPROCESS_TIMEOUT_S,
+        )
+
+        assert store.keys() == ["seen"]
+        assert store.steps("seen") == [3]
+        assert store.load("seen").files["model.bin"] == b"from another process"
+
+
+def test_create_exclusive_writes_once(backend: Backend) -> None:
+    with backend.store() as store:
+        assert store.storage.create_exclusive("fence/claim.json", b"first")
+        assert not store.storage.create_exclusive("fence/claim.json", b"second")
+        assert store.storage.read_bytes("fence/claim.json") == b"first"
