@@ -185,3 +185,30 @@ def test_bearer_token_enforced() -> None:
             huggingface_hub.HfApi(endpoint=hub.endpoint, token="wrong-token").create_repo("u/t")
         assert error.value.response.status_code == 401
         huggingface_hub.HfApi(endpoint=hub.endpoint, token="right-token").create_repo("u/t")
+
+
+def test_command_line_server_serves_until_interrupted() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "persistkit.testing.hub_server", "--commit-quota", "3"],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        endpoint = line.split()[4].rstrip(";")
+        assert endpoint.startswith("http://127.0.0.1:")
+        huggingface_hub.HfApi(endpoint=endpoint).create_repo("u/cli")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -207,3 +207,37 @@ class HubTestServer:
         repo.commit_times.append(time.monotonic())
         self.stats.commits += 1
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a Hub test server on 127.0.0.1 until interrupted (``python -m`` entry point)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m persistkit.testing.hub_server",
+        description="Serve an in-memory Hugging Face Hub test server on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    parser.add_argument("--commit-quota", type=int, default=None, help="commits per window and repository")
+    parser.add_argument("--quota-window", type=float, default=3600.0, help="quota window in seconds")
+    parser.add_argument("--lfs-threshold", type=int, default=None, help="bytes from which files go through LFS")
+    args = parser.parse_args(argv)
+
+    server = HubTestServer(
+        port=args.port,
+        commit_quota=args.commit_quota,
+        quota_window_s=args.quota_window,
+        lfs_threshold=args.lfs_threshold,
+    )
+    print(f"Hub test server on {server.endpoint}; pass it as endpoint= (Ctrl-C stops it)", flush=True)
+    try:
+        server._httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
