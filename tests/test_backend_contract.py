@@ -466,3 +466,24 @@ def test_create_exclusive_writes_once(backend: Backend) -> None:
         assert store.storage.create_exclusive("fence/claim.json", b"first")
         assert not store.storage.create_exclusive("fence/claim.json", b"second")
         assert store.storage.read_bytes("fence/claim.json") == b"first"
+
+
+def test_create_exclusive_race_has_one_winner(backend: Backend) -> None:
+    with backend.store() as store:
+        barrier = threading.Barrier(6)
+        results: dict[int, bool] = {}
+
+        def claim(index: int) -> None:
+            barrier.wait(timeout=30)
+            results[index] = store.storage.create_exclusive("race/claim.json", f"{index}".encode())
+
+        threads = [threading.Thread(target=claim, args=(index,)) for index in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        winners = [index for index, created in results.items() if created]
+        assert len(results) == 6
+        assert len(winners) == 1
+        assert store.storage.read_bytes("race/claim.json") == f"{winners[0]}".encode()
