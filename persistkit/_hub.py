@@ -9,6 +9,10 @@ waits while the budget is used up; meanwhile the store's background uploader rep
 queued snapshots of a key with newer ones, so checkpoints that arrive faster than the
 budget allows are coalesced rather than queued without bound.
 
+NOTE: the store's writer leases also cost commits: one to acquire a key, one to release
+it, and one renewal per held key every half lease TTL. With many keys (one per Optuna
+trial, say) they can use more of the budget than the checkpoints do.
+
 URLs name a repository and an optional folder inside it::
 
     hf://datasets/<namespace>/<repo>[/<folder>...]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ import pytest
 from persistkit import CheckpointStore
 from persistkit._hub import HubStorage, parse_hub_url
 from persistkit._hub_budget import BUDGET_LEDGER_PATH, CommitBudget, CommitLedger
-from persistkit.errors import StorageError, StoreConflictError
+from persistkit.errors import MissingDependencyError, StorageError, StoreConflictError
 from persistkit.testing import servers
 from persistkit.testing.hub_server import HubTestServer
 
@@ -260,3 +261,9 @@ def test_lost_commit_response_counts_as_committed(server: HubTestServer) -> None
     storage.commit_checkpoint("k/_step-2", {"a.bin": b"b"}, "_manifest.json", b"{}", [])
     assert storage.list_dir("k") == ["_step-1", "_step-2"]
     assert storage.commits_made == 3
+
+
+def test_missing_client_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(MissingDependencyError, match=r"persistkit\[hf\]"):
+        HubStorage("hf://datasets/u/r")
