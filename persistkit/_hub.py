@@ -5,7 +5,7 @@ repository per hour. :class:`HubStorage` instead sends each checkpoint (payload 
 manifest and the retention deletes it causes) as a single ``create_commit``, so a
 checkpoint is visible completely or not at all, and it paces its commits with a
 :class:`~persistkit._hub_budget.CommitBudget` kept in the repository. A commit call
-waits while the budget is used up; meanwhile the store's background uploader replaces
+waits while the budget is used up. Meanwhile the store's background uploader replaces
 queued snapshots of a key with newer ones, so checkpoints that arrive faster than the
 budget allows are coalesced rather than queued without bound.
 
@@ -102,7 +102,7 @@ class HubOptions:
             so the default stays below that and leaves room for other tools.
         commit_window_s: Length of the budget window in seconds.
         private: Visibility of a repository that persistkit creates.
-        max_wait_s: Longest single wait for the budget or a 429 retry hint, in seconds.
+        max_wait_s: Maximum single wait for the budget or a 429 retry hint, in seconds.
         max_attempts: Commit attempts after 429, 412 or server errors before giving up.
     """
 

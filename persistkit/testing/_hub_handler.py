@@ -132,6 +132,10 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(value).encode(), {"Content-Type": "application/json"})
 
     def _send_error(self, error: HubRequestError) -> None:
+        # 412 and 429 are what tests of conflicts and rate limits look for; the others
+        # (mostly 404 for absent paths) are routine.
+        level = logging.INFO if error.status in (412, 429) else logging.DEBUG
+        logger.log(level, "%s %s -> %d %s", self.command, self.path, error.status, error.message)
         headers = {"Content-Type": "application/json", "X-Error-Message": error.message}
         if error.error_code is not None:
             headers["X-Error-Code"] = error.error_code
@@ -332,6 +336,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             raise HubRequestError(
                 404, f"Commits are only served on {repos.DEFAULT_BRANCH}", error_code="RevisionNotFound"
             )
+
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
         if not lines or lines[0].get("key") != "header":
             raise HubRequestError(400, "The first NDJSON line of a commit must be the header")
@@ -345,10 +350,12 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
                 f"{repo.head.commit_id}. Please refresh and try again.",
             )
         self.hub.check_quota(repo)
+
         tree = dict(repo.head.tree)
         blobs: dict[str, bytes] = {}
         for line in lines[1:]:
             self._apply_operation(repo, tree, blobs, line["key"], line["value"])
+
         repo.blobs.update(blobs)
         commit = repo.add_commit(header.get("summary", ""), header.get("description", ""), tree)
         self.hub.record_commit(repo)
@@ -357,6 +364,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             logger.info("Dropped the response to commit %s of %s", commit.commit_id, repo.repo_id)
             return
+
         url = f"{self._base_url()}/{_URL_PREFIXES[repo.repo_type]}{repo.repo_id}/commit/{commit.commit_id}"
         self._send_json({"success": True, "commitOid": commit.commit_id, "commitUrl": url, "hookOutput": ""})
 

@@ -29,8 +29,9 @@ repository type: empty for models, ``datasets/`` or ``spaces/``)::
 Errors carry ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``)
 as the Hub does, so the client raises its usual exceptions. A commit whose
 ``parentCommit`` is not the branch head gets 412. With ``commit_quota`` set, a repository
-accepts that many commits per ``quota_window_s`` seconds (a sliding window; the Hub's limit is
-per hour) and responds with 429 and ``Retry-After`` and ``RateLimit`` headers beyond it.
+accepts that many commits per ``quota_window_s`` seconds, in a sliding window (the Hub's
+limit is per hour). Beyond that it responds with 429 and ``Retry-After`` and ``RateLimit``
+headers.
 
 Not served: Xet storage, branches other than ``main``, tags, pull requests, pagination
 (every listing fits in one page), and permissions beyond one optional bearer token. Set
