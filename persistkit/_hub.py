@@ -231,14 +231,17 @@ class HubStorage(Storage):
     ) -> None:
         hub = self._hub
         step_full = self.location.path_in_repo(step_path)
-        additions = [hub.CommitOperationAdd(f"{step_full}/{name}", data) for name, data in files.items()]
         # The manifest goes last, as on object stores; in one commit the order only
         # matters for readers of the NDJSON.
-        additions.append(hub.CommitOperationAdd(f"{step_full}/{manifest_name}", manifest))
+        contents = {f"{step_full}/{name}": data for name, data in files.items()}
+        contents[f"{step_full}/{manifest_name}"] = manifest
         delete_full = [self.location.path_in_repo(path) for path in delete_paths]
         fence = step_full.rsplit("/", 1)[0] if "/" in step_full else ""
 
         def operations(head: str) -> list[Any]:
+            # Fresh operations per attempt: huggingface_hub caches on each operation
+            # whether the file already exists upstream, which a retry must not reuse.
+            additions = [hub.CommitOperationAdd(path, data) for path, data in contents.items()]
             existing = self._paths_info(delete_full, head) if delete_full else {}
             deletions = [
                 hub.CommitOperationDelete(path, is_folder=isinstance(info, self._folder_type))
@@ -260,8 +263,9 @@ class HubStorage(Storage):
 
     def write_bytes(self, path: str, data: bytes) -> None:
         full = self.location.path_in_repo(path)
-        operation = self._hub.CommitOperationAdd(full, data)
-        self._commit(lambda head: [operation], f"persistkit: write {full}", fence=full)
+        self._commit(
+            lambda head: [self._hub.CommitOperationAdd(full, data)], f"persistkit: write {full}", fence=full
+        )
 
     def delete_tree(self, path: str) -> None:
         full = self.location.path_in_repo(path)
