@@ -4,7 +4,9 @@ Starts each test server on 127.0.0.1 (see persistkit.testing.servers), saves che
 of one random payload file with ``background=False`` so that the timing covers the whole
 commit, loads them back with verification, and prints a table. The JSON written with
 ``--json`` contains the same rows. The Hub rows count commits on the Hub test server
-per timed checkpoint, after a warm-up save has taken the writer lease.
+per timed checkpoint, after a warm-up save has taken the writer lease. "hub" commits
+every file inline (base64 in the commit request); "hub-lfs" uploads files of 1 MiB and
+more through the LFS batch API first, as huggingface.co does for binaries when Xet is off.
 
     python benchmarks/bench_backends.py --sizes-mb 1 20 100 --json bench_backends.json
 
@@ -32,7 +34,9 @@ from persistkit import CheckpointStore
 from persistkit.testing import servers
 
 BUCKET = "persistkit-bench"
-ALL_BACKENDS = ("memory", "local", "moto", "seaweedfs", "gcs", "hub")
+ALL_BACKENDS = ("memory", "local", "moto", "seaweedfs", "gcs", "hub", "hub-lfs")
+# Files from this size go through the LFS batch API on "hub-lfs", as binaries do on the Hub.
+HUB_LFS_THRESHOLD = 2**20
 
 
 @dataclass(frozen=True)
@@ -93,12 +97,13 @@ def run_backend(name: str, sizes_mb: list[int], repeats: Callable[[int], int]) -
         "seaweedfs": servers.start_seaweedfs,
         "gcs": servers.start_fake_gcs,
         "hub": servers.start_hub_server,
+        "hub-lfs": lambda: servers.start_hub_server(lfs_threshold=HUB_LFS_THRESHOLD),
     }
     server = starters[name]()
     try:
         options = dict(server.storage_options)
         count_commits = None
-        if name == "hub":
+        if name.startswith("hub"):
             repo = f"persistkit-bench/{unique}"
             url = f"hf://datasets/{repo}/run"
             hub = server.handle

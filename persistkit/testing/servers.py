@@ -62,8 +62,8 @@ def client_environment(hub_cache: str | None = None) -> dict[str, str]:
     """Return environment variables that point clients at local servers only.
 
     Covers botocore (credentials, region, no metadata probe), gcsfs (no gRPC probe that
-    emulators cannot serve) and huggingface_hub (no Xet, no telemetry, a dummy token and
-    a private cache folder).
+    emulators cannot serve) and huggingface_hub (no Xet, telemetry or progress bars, a
+    dummy token and a private cache folder).
     """
     return {
         "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY,
@@ -73,6 +73,7 @@ def client_environment(hub_cache: str | None = None) -> dict[str, str]:
         "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
         "HF_HUB_DISABLE_XET": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "HF_TOKEN": "persistkit-test-token",
         "HF_HUB_CACHE": hub_cache or tempfile.mkdtemp(prefix="persistkit-hf-cache-"),
     }
