@@ -6,7 +6,7 @@ commit, loads them back with verification, and prints a table. The JSON written 
 ``--json`` contains the same rows. The Hub rows count commits on the Hub test server
 per timed checkpoint, after a warm-up save has taken the writer lease. "hub" commits
 every file inline (base64 in the commit request); "hub-lfs" uploads files of 1 MiB and
-more through the LFS batch API first, as huggingface.co does for binaries when Xet is off.
+more through the LFS batch API first, closer to how huggingface.co takes large binaries.
 
     python benchmarks/bench_backends.py --sizes-mb 1 20 100 --json bench_backends.json
 
@@ -35,7 +35,7 @@ from persistkit.testing import servers
 
 BUCKET = "persistkit-bench"
 ALL_BACKENDS = ("memory", "local", "moto", "seaweedfs", "gcs", "hub", "hub-lfs")
-# Files from this size go through the LFS batch API on "hub-lfs", as binaries do on the Hub.
+# Files from this size go through the LFS batch API on "hub-lfs".
 HUB_LFS_THRESHOLD = 2**20
 
 
