@@ -37,6 +37,10 @@ from persistkit.errors import (
 )
 from persistkit.testing import servers
 
+# gcsfs reads this when it is imported, before any fixture runs; without it every call
+# to fake-gcs-server waits 60 s for a gRPC probe.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "persistkit-contract"
 SUBPROCESS_TIMEOUT_S = 120
@@ -85,19 +89,16 @@ def _object_store_server(start: Any, protocol: str) -> Iterator[servers.RunningS
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[servers.RunningServer]:
-    os.environ.update(servers.client_environment())
     yield from _object_store_server(servers.start_moto, "s3")
 
 
 @pytest.fixture(scope="session")
 def seaweedfs_server() -> Iterator[servers.RunningServer]:
-    os.environ.update(servers.client_environment())
     yield from _object_store_server(servers.start_seaweedfs, "s3")
 
 
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[servers.RunningServer]:
-    os.environ.update(servers.client_environment())
     yield from _object_store_server(servers.start_fake_gcs, "gcs")
 
 
