@@ -51,17 +51,16 @@ class SleepRecorder:
         time.sleep(seconds)
 
 
-def test_two_hundred_checkpoints_under_quota() -> None:
-    quota, window_s = 20, 2.0
+def run_checkpoints_under_quota(checkpoints: int, keys: list[str], quota: int, window_s: float) -> None:
+    """Save ``checkpoints`` steps round-robin over ``keys`` against a Hub with a commit quota."""
     hub = start_server(commit_quota=quota, quota_window_s=window_s)
     repo = repo_name()
     options = {"endpoint": hub.endpoint, "max_commits": quota, "commit_window_s": window_s}
-    keys = ["xgb", "lgb", "cat", "stack"]
     last_step: dict[str, int] = {}
     try:
         with CheckpointStore(f"hf://datasets/{repo}/run", storage_options=options) as store:
-            for index in range(200):
-                key, step = keys[index % 4], index // 4
+            for index in range(checkpoints):
+                key, step = keys[index % len(keys)], index // len(keys)
                 store.save(key, {"model.bin": f"{key}-{step}".encode()}, step=step)
                 last_step[key] = step
                 time.sleep(0.01)
@@ -75,10 +74,20 @@ def test_two_hundred_checkpoints_under_quota() -> None:
         checkpoint_titles = [title for title in titles if title.startswith("persistkit: checkpoint")]
         assert hub.stats.rejected_rate_limit == 0
         assert len(checkpoint_titles) == len(set(checkpoint_titles))
-        assert len(checkpoint_titles) < 200
-        assert hub.commit_count(repo, repo_type="dataset") <= 200
+        assert len(checkpoint_titles) < checkpoints
+        assert hub.commit_count(repo, repo_type="dataset") <= checkpoints
     finally:
         hub.stop()
+
+
+def test_two_hundred_checkpoints_under_quota() -> None:
+    run_checkpoints_under_quota(200, ["xgb", "lgb", "cat", "stack"], quota=20, window_s=2.0)
+
+
+@pytest.mark.soak
+def test_thousand_checkpoints_many_keys_under_quota() -> None:
+    keys = [f"trial-{index:02d}" for index in range(12)]
+    run_checkpoints_under_quota(1000, keys, quota=20, window_s=1.0)
 
 
 def test_rate_limit_backs_off_with_retry_after() -> None:
