@@ -3,7 +3,7 @@
 ``save`` serialises in the calling thread, so the snapshot is consistent, and hands the
 bytes to a background uploader (or commits at once with ``background=False``). A commit
 acquires the key's writer lease, builds the manifest, picks the steps retention drops,
-and lets the storage write the step atomically; see :mod:`persistkit._layout` for the
+and lets the storage write the step atomically. :mod:`persistkit._layout` draws the
 files it produces. ``load`` verifies sizes and SHA-256 and falls back to the newest step
 that verifies.
 """
@@ -133,6 +133,13 @@ class CheckpointStore(StoreReader):
     def __repr__(self) -> str:
         return f"CheckpointStore({self.url!r})"
 
+    def __reduce__(self) -> Any:
+        # A copy in another process would share this writer's leases and lose its queue.
+        raise TypeError(
+            f"CheckpointStore({self.url!r}) cannot be pickled: it owns an upload thread and "
+            "writer leases. Pass the URL instead and open a store in the other process"
+        )
+
     def __enter__(self) -> CheckpointStore:
         return self
 
@@ -152,8 +159,8 @@ class CheckpointStore(StoreReader):
         """Serialise ``files`` and commit them as checkpoint ``step`` of ``key``.
 
         Returns once the files are serialised; the commit runs in the background unless
-        the store was opened with ``background=False``. Saving a step that is already
-        committed replaces it.
+        the store was opened with ``background=False``; then errors raise from ``save``
+        itself, without retries. Saving a step that is already committed replaces it.
 
         Args:
             key: A '/'-separated key such as ``"xgb/final"``.

@@ -167,10 +167,10 @@ def _run_gc(args: argparse.Namespace) -> int:
         if not partial:
             continue
         lease = WriterLease(reader.storage, key, owner="persistkit-gc", ttl=0.0).current()
-        held = lease is not None and not (
+        lease_is_live = lease is not None and not (
             lease.is_expired(time.time()) or lease.owner_is_dead_local_process()
         )
-        if lease is not None and held and not args.force:
+        if lease is not None and lease_is_live and not args.force:
             print(f"skipped\t{key}\twriter {lease.owner!r} holds the lease; its partial writes may be in progress")
             skipped += 1
             continue
@@ -216,7 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``persistkit`` command and return its exit status."""
     args = build_parser().parse_args(argv)
-    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    level = logging.WARNING
+    if args.verbose == 1:
+        level = logging.INFO
+    elif args.verbose >= 2:
+        level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         status: int = args.handler(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,8 @@ def test_plugin_fixture_store_is_isolated(persistkit_store: CheckpointStore) -> 
     persistkit_store.save("k", {"a.bin": b"a"}, step=1)
     persistkit_store.flush()
     assert persistkit_store.keys() == ["k"]
+
+
+def test_store_rejects_pickling(store: CheckpointStore) -> None:
+    with pytest.raises(TypeError, match="Pass the URL instead"):
+        pickle.dumps(store)
