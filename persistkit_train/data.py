@@ -399,9 +399,9 @@ def _read_header(path: Path, reader: Iterator[list[str]], delimiter: str) -> lis
 
 def _find_column(path: Path, header: list[str], name: str, option: str) -> int:
     cleaned = [field.strip().lstrip("\ufeff").strip().casefold() for field in header]
-    wanted = name.strip().casefold()
-    if wanted in cleaned:
-        return cleaned.index(wanted)
+    expected = name.strip().casefold()
+    if expected in cleaned:
+        return cleaned.index(expected)
     raise DataError(
         _(
             "{path}: missing column {name!r}; the header has {columns}. Rename the column "
