@@ -229,3 +229,30 @@ def test_demo_data_is_labelled_and_seeded(tmp_path):
 def test_demo_data_rejects_tiny_row_count(tmp_path):
     with pytest.raises(ValueError, match="at least 10"):
         write_demo_data(tmp_path / "tiny.csv", rows=5)
+
+
+def test_models_trained_on_float_arrays(training):
+    # The pipeline trains native boosters on float32 arrays without column names.
+    _, features, y = training
+    matrix = features.to_numpy(dtype=np.float32)
+    models = {
+        "xgboost": xgboost.train(
+            {"max_depth": 3, "nthread": 1}, xgboost.DMatrix(matrix, label=y), ROUNDS
+        ),
+        "lightgbm": lightgbm.train(
+            {"verbose": -1, "num_threads": 1}, lightgbm.Dataset(matrix, label=y), ROUNDS
+        ),
+        "catboost": catboost.CatBoostRegressor(
+            iterations=ROUNDS, thread_count=1, verbose=False, allow_writing_files=False
+        ).fit(matrix, y),
+    }
+    predictor = PhonePricePredictor(base_models=models, feature_columns=list(features.columns))
+    rows = build_features(NUMBERS).to_numpy(dtype=np.float32)
+    expected = np.column_stack(
+        [
+            models["xgboost"].predict(xgboost.DMatrix(rows)),
+            models["lightgbm"].predict(rows),
+            models["catboost"].predict(rows),
+        ]
+    )
+    np.testing.assert_allclose(predictor.base_predictions(NUMBERS).to_numpy(), expected, rtol=1e-6)
