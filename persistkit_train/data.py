@@ -114,9 +114,12 @@ class DataReport:
             ),
         ]
         for reason, item in sorted(self.rejected.items()):
-            examples = ", ".join(f"{line}: {value!r}" for line, value in item.examples)
+            examples = ", ".join(
+                _("line {line} {value!r}").format(line=line, value=value)
+                for line, value in item.examples
+            )
             lines.append(
-                _("  {count} rows rejected: {reason} (for example line {examples})").format(
+                _("  {count} rows rejected: {reason} (for example {examples})").format(
                     count=item.count, reason=_reason_text(reason), examples=examples
                 )
             )
@@ -220,12 +223,18 @@ def load_numbers(
         price_raw = row[price_index] if price_index < len(row) else ""
         collector.add(reader.line_num, number_raw, price_raw)
 
+    if collector.rows_read == 0:
+        raise DataError(
+            _("{path}: the file has a header line but no data rows.").format(path=file_path)
+        )
     if not collector.numbers:
         raise DataError(
             _(
                 "{path}: no valid rows ({read} rows read, all rejected). Check that the "
-                "'{column}' column holds Thai mobile numbers and the prices are numbers."
-            ).format(path=file_path, read=collector.rows_read, column=number_column)
+                "'{column}' column contains Thai mobile numbers and '{price}' contains prices."
+            ).format(
+                path=file_path, read=collector.rows_read, column=number_column, price=price_column
+            )
         )
     frame, duplicates = _merge_duplicates(collector.numbers, collector.prices)
     prices = frame["price"]

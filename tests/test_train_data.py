@@ -181,7 +181,7 @@ def test_real_file_report_lines(real_data):
     text = "\n".join(lines)
     assert "Read 6112 rows" in text
     assert "Kept 6097 numbers; rejected 2 rows." in text
-    assert "line 104: '06442399654'" in text
+    assert "for example line 104 '06442399654', line 2880 '0798795493'" in text
     assert "median 900" in text
     assert "10,000,000 baht" in text
 
@@ -283,7 +283,8 @@ def test_directory_instead_of_file(tmp_path):
         (b"", "the file is empty"),
         (b"  \n\n", "the file is empty"),
         (b"\xef\xbb\xbf", "the file is empty"),
-        (b"phone_number,price\n", "no valid rows"),
+        (b"phone_number,price\n", "header line but no data rows"),
+        (b"phone_number,price\n\n , \n", "header line but no data rows"),
         (b"phone_number,price\n123,abc\n", "no valid rows"),
         (b"number,cost\n0812345678,900\n", "missing column 'phone_number'"),
         (b"phone_number,cost\n0812345678,900\n", "missing column 'price'"),
