@@ -166,6 +166,11 @@ def test_real_file_merges_duplicates_by_median(real_data):
     assert real_data.report.duplicate_rule == DUPLICATE_RULE
 
 
+def test_real_file_not_marked_synthetic(real_data):
+    assert real_data.report.synthetic_rows == 0
+    assert "SYNTHETIC" not in "\n".join(real_data.report.lines())
+
+
 def test_real_file_frame_shape(real_data):
     frame = real_data.frame
     assert list(frame.columns) == ["number", "price"]

@@ -19,7 +19,10 @@ def test_demo_data_is_labelled_and_seeded(tmp_path):
     assert (demo["note"] == SYNTHETIC_NOTE).all()
     assert "SYNTHETIC" in SYNTHETIC_NOTE
     assert demo["phone_number"].is_unique
-    assert len(load_numbers(first).frame) == 50
+    loaded = load_numbers(first)
+    assert len(loaded.frame) == 50
+    assert loaded.report.synthetic_rows == 50
+    assert "50 rows are marked as SYNTHETIC demo data" in "\n".join(loaded.report.lines())
 
 
 def test_demo_data_rejects_tiny_row_count(tmp_path):
