@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,22 @@ def test_missing_column_lists_header(tmp_path):
         load_numbers(path)
     assert "['number', 'cost']" in str(caught.value)
     assert "number_column" in str(caught.value)
+
+
+def test_normalize_number_random_formats():
+    rng = random.Random(5)
+    separators = [" ", "-", "\u00a0", ".", " - ", ""]
+    for _ in range(300):
+        number = rng.choice(["06", "08", "09"]) + "".join(rng.choices("0123456789", k=8))
+        groups = [number[1:3], number[3:6], number[6:]]
+        separator = rng.choice(separators)
+        written = rng.choice(
+            [
+                "0" + separator.join(groups),
+                "+66" + rng.choice(["", " "]) + separator.join(groups),
+                "66" + separator.join(groups),
+                f"({number[:3]}) {number[3:6]}{separator}{number[6:]}",
+            ]
+        )
+        padded = rng.choice(["", " ", "\u00a0"]) + written + rng.choice(["", " ", "\u00a0"])
+        assert normalize_number(padded) == number, padded
