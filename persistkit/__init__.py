@@ -19,6 +19,7 @@ __all__ = [
     "CheckpointStore",
     "Deadline",
     "Retention",
+    "RunStatus",
     "Serializer",
     "__version__",
     "errors",
@@ -33,13 +34,14 @@ _LAZY_NAMES = {
     "CheckpointStore": "persistkit._store",
     "Deadline": "persistkit._deadline",
     "Retention": "persistkit._retention",
+    "RunStatus": "persistkit._deadline",
     "Serializer": "persistkit._serializers",
     "pickled": "persistkit._serializers",
     "register_serializer": "persistkit._serializers",
 }
 
 if TYPE_CHECKING:
-    from persistkit._deadline import Deadline
+    from persistkit._deadline import Deadline, RunStatus
     from persistkit._retention import Retention
     from persistkit._serializers import Serializer, pickled, register_serializer
     from persistkit._store import Checkpoint, CheckpointStore
