@@ -48,9 +48,10 @@ from dataclasses import dataclass
 
 from persistkit._layout import LEASE_DIR
 from persistkit._storage import Storage
-from persistkit.errors import LeaseHeldError
+from persistkit._urls import redact_text
+from persistkit.errors import LeaseHeldError, PersistkitError
 
-__all__ = ["DEFAULT_LEASE_TTL", "HUB_LEASE_TTL", "LeaseInfo", "LeaseWrite", "WriterLease"]
+__all__ = ["DEFAULT_LEASE_TTL", "HUB_LEASE_TTL", "HeldLeases", "LeaseInfo", "LeaseWrite", "WriterLease"]
 
 logger = logging.getLogger(__name__)
 
@@ -320,3 +321,83 @@ class WriterLease:
         if path is not None:
             self.storage.delete_tree(path)
         self.generation = None
+
+
+class HeldLeases:
+    """The leases of one writer on the keys of a store, acquired when a key is written.
+
+    Args:
+        storage: The store's storage.
+        owner: The writer id recorded in the leases.
+        ttl: Seconds a lease stays valid after it was written.
+    """
+
+    def __init__(self, storage: Storage, *, owner: str, ttl: float) -> None:
+        self.storage = storage
+        self.owner = owner
+        self.ttl = ttl
+        self._leases: dict[str, WriterLease] = {}
+
+    def acquire(self, key: str) -> tuple[LeaseWrite | None, bool]:
+        """Acquire or renew the lease on ``key``.
+
+        Returns:
+            The lease write that the checkpoint commit must carry where the storage
+            commits leases with checkpoints (else None), and whether this writer did
+            not hold the key before.
+
+        Raises:
+            LeaseHeldError: Another writer holds the key or took it over.
+        """
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = WriterLease(self.storage, key, owner=self.owner, ttl=self.ttl)
+        newly_held = lease.generation is None
+        lease_write = None
+        if self.storage.commits_carry_leases:
+            lease_write = lease.prepare_commit()
+        else:
+            lease.ensure()
+        self._leases[key] = lease
+        return lease_write, newly_held
+
+    def confirm(self, key: str, write: LeaseWrite) -> None:
+        """Record that the commit carrying ``write`` for ``key`` has landed."""
+        self._leases[key].confirm(write)
+
+    def renew(self) -> None:
+        """Renew every held lease that has less than half of its time left.
+
+        Raises:
+            LeaseHeldError: Another writer took one of the leases over.
+        """
+        for lease in list(self._leases.values()):
+            if lease.generation is not None:
+                lease.ensure()
+
+    def release(self) -> None:
+        """Delete every lease this writer holds, logging the ones that fail."""
+        paths: list[str] = []
+        for lease in self._leases.values():
+            try:
+                path = lease.own_path()
+            except (PersistkitError, OSError) as error:
+                self._log_release_failure(lease.key, error)
+                continue
+            if path is not None:
+                paths.append(path)
+        try:
+            # One commit for every lease on the Hub, one delete per lease elsewhere.
+            self.storage.delete_many(paths)
+        except (PersistkitError, OSError) as error:
+            self._log_release_failure(", ".join(self._leases), error)
+        self._leases.clear()
+
+    def _log_release_failure(self, keys: str, error: Exception) -> None:
+        logger.warning(
+            "Could not release the lease on key %s in %s: %s; it expires after %g s",
+            keys,
+            self.storage.url,
+            redact_text(str(error)),
+            self.ttl,
+        )

@@ -32,7 +32,7 @@ from persistkit._layout import (
     validate_key,
     validate_step,
 )
-from persistkit._lease import LeaseWrite, WriterLease
+from persistkit._lease import HeldLeases, LeaseWrite
 from persistkit._manifest import Manifest, check_json_value, normalize_metrics
 from persistkit._reader import StoreReader
 from persistkit._retention import Retention, select_steps_to_delete
@@ -114,7 +114,7 @@ class CheckpointStore(StoreReader):
         self.retention = Retention.coerce(retention)
         self.writer_id = writer_id or default_writer_id()
         self.lease_ttl = self.storage.default_lease_ttl if lease_ttl is None else lease_ttl
-        self._leases: dict[str, WriterLease] = {}
+        self._leases = HeldLeases(self.storage, owner=self.writer_id, ttl=self.lease_ttl)
         self._metrics_cache: dict[str, dict[int, Mapping[str, Any]]] = {}
         self._write_lock = threading.RLock()
         self._marker_checked = False
@@ -310,7 +310,7 @@ class CheckpointStore(StoreReader):
                 logger.info("Checking the lease on key %r in %s again after a conflict: %s", snapshot.key, self.url, error)
                 continue
             if lease_write is not None:
-                self._leases[snapshot.key].confirm(lease_write)
+                self._leases.confirm(snapshot.key, lease_write)
             return
 
     def _ensure_marker(self) -> None:
@@ -329,30 +329,19 @@ class CheckpointStore(StoreReader):
         self._marker_checked = True
 
     def _acquire_lease(self, key: str) -> LeaseWrite | None:
-        """Acquire or renew the lease on ``key``.
+        """Acquire or renew the lease on ``key`` and clean up after a previous writer.
 
         Returns the lease write that the checkpoint commit must carry where the storage
         commits leases with checkpoints, else None.
         """
-        lease = self._leases.get(key)
-        if lease is None:
-            lease = WriterLease(self.storage, key, owner=self.writer_id, ttl=self.lease_ttl)
-        first_time = lease.generation is None
-        lease_write = None
-        if self.storage.commits_carry_leases:
-            lease_write = lease.prepare_commit()
-        else:
-            lease.ensure()
-        self._leases[key] = lease
-        if first_time:
+        lease_write, newly_held = self._leases.acquire(key)
+        if newly_held:
             self._remove_partial_writes(key)
         return lease_write
 
     def _renew_leases(self) -> None:
         with self._write_lock:
-            for lease in list(self._leases.values()):
-                if lease.generation is not None:
-                    lease.ensure()
+            self._leases.renew()
 
     def _remove_partial_writes(self, key: str) -> None:
         # Only the lease holder may remove partial writes: another holder could still be
@@ -416,12 +405,16 @@ class CheckpointStore(StoreReader):
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every pending save is committed.
 
+        Saves of keys that another writer holds are not waited for. They make this
+        raise, stay queued, and are committed once that writer's lease expires or is
+        released.
+
         Args:
             timeout: Seconds to wait at most; None waits until the queue is empty.
 
         Raises:
-            FlushError: A save failed or was dropped since the last flush, or the timeout
-                passed first.
+            FlushError: A save failed or was dropped since the last flush, a save waits
+                for another writer's lease, or the timeout passed first.
         """
         if self._uploader is not None:
             self._uploader.flush(timeout)
@@ -429,8 +422,13 @@ class CheckpointStore(StoreReader):
     def close(self, *, timeout: float | None = None) -> None:
         """Flush pending saves, release this writer's leases and close the storage.
 
+        A save that waits for another writer's lease is waited for until that lease
+        expires, within ``timeout``. It is not saved if the holder renews the lease
+        first, because the holder is then still running.
+
         Raises:
-            FlushError: A pending save failed; the store is closed either way.
+            FlushError: A pending save failed or was not saved; the store is closed
+                either way.
         """
         if self._closed:
             return
@@ -445,28 +443,4 @@ class CheckpointStore(StoreReader):
 
     def _release_leases(self) -> None:
         with self._write_lock:
-            paths: list[str] = []
-            for lease in self._leases.values():
-                try:
-                    path = lease.own_path()
-                except (PersistkitError, OSError) as exc:
-                    self._log_release_failure(lease.key, exc)
-                    continue
-                if path is not None:
-                    paths.append(path)
-            try:
-                # One commit for every lease on the Hub; one delete per lease elsewhere.
-                self.storage.delete_many(paths)
-            except (PersistkitError, OSError) as exc:
-                self._log_release_failure(", ".join(lease.key for lease in self._leases.values()), exc)
-            self._leases.clear()
-
-    def _log_release_failure(self, keys: str, error: Exception) -> None:
-        logger.warning(
-            "Could not release the lease on key %s in %s: %s; it expires after %g s",
-            keys,
-            self.url,
-            redact_text(str(error)),
-            self.lease_ttl,
-        )
-
+            self._leases.release()

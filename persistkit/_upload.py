@@ -22,7 +22,8 @@ them in order. Its contracts:
 - Failures never reach the training thread directly: they are logged and raised from the
   next :meth:`BackgroundUploader.flush`.
 
-The flush at interpreter exit and on SIGTERM lives in :mod:`persistkit._exit`.
+The flush at interpreter exit and on SIGTERM lives in :mod:`persistkit._exit`, the jobs
+and the classification of their errors in :mod:`persistkit._upload_jobs`.
 """
 
 from __future__ import annotations
@@ -32,79 +33,15 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from persistkit._lease import format_time
+from persistkit._upload_jobs import Failure, LeaseWait, UploadJob, describe_error, is_transient
 from persistkit._urls import redact_text
-from persistkit.errors import FlushError, LeaseHeldError, PersistkitError, StorageError
+from persistkit.errors import FlushError, LeaseHeldError, StorageError
 
 __all__ = ["BackgroundUploader", "UploadJob", "is_transient"]
 
 logger = logging.getLogger(__name__)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Return whether retrying could fix ``error``: timeouts, connection and I/O errors.
-
-    A StorageError that wraps a provider error is judged by that error. Other errors that
-    persistkit raises on purpose (conflicts, invalid names), missing files, existing files
-    and permission errors are permanent.
-    """
-    if isinstance(error, StorageError) and error.__cause__ is not None:
-        return is_transient(error.__cause__)
-    if isinstance(error, (TimeoutError, ConnectionError)):
-        return True
-    if isinstance(error, PersistkitError):
-        return isinstance(error, StorageError) and not isinstance(error, FlushError)
-    if isinstance(error, (FileNotFoundError, FileExistsError, PermissionError)):
-        return False
-    return isinstance(error, OSError)
-
-
-def _describe_error(error: BaseException) -> str:
-    # The store wraps provider errors in StorageError with the key and step, which the
-    # log line already names; show the underlying error instead.
-    if isinstance(error, StorageError) and error.__cause__ is not None:
-        error = error.__cause__
-    return redact_text(f"{type(error).__name__}: {error}")
-
-
-@dataclass
-class UploadJob:
-    """One serialised snapshot waiting to be committed."""
-
-    key: str
-    step: int
-    size: int
-    commit: Callable[[], None]
-    submitted_at: float = field(default_factory=time.monotonic)
-
-    def describe(self) -> str:
-        """Return ``key 'xgb/final' step 120`` for messages."""
-        return f"key {self.key!r} step {self.step}"
-
-
-@dataclass(frozen=True)
-class _Failure:
-    job: UploadJob
-    error: BaseException | None
-    reason: str
-
-
-@dataclass
-class _Blocked:
-    """A snapshot waiting for another writer's lease on its key."""
-
-    job: UploadJob
-    error: LeaseHeldError
-    retry_at: float  # Unix time
-
-    @property
-    def expires_at(self) -> float:
-        return self.error.expires_at if self.error.expires_at is not None else self.retry_at
-
-    def describe(self) -> str:
-        return f"{self.job.describe()}: {self.error}"
 
 
 class BackgroundUploader:
@@ -150,8 +87,8 @@ class BackgroundUploader:
         self._queue: list[UploadJob] = []
         self._in_flight: UploadJob | None = None
         self._pending_bytes = 0
-        self._failures: list[_Failure] = []
-        self._blocked: dict[str, _Blocked] = {}
+        self._failures: list[Failure] = []
+        self._blocked: dict[str, LeaseWait] = {}
         self._warned_blocked: set[str] = set()
         self._consecutive_failures = 0
         self._closed = False
@@ -215,16 +152,16 @@ class BackgroundUploader:
                 f"max_pending_bytes={self.max_pending_bytes}"
             )
             logger.error("Dropped the unsaved snapshot %s of %s: %s", dropped.describe(), self.name, reason)
-            self._failures.append(_Failure(dropped, None, reason))
+            self._failures.append(Failure(dropped, None, reason))
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued snapshot is committed or has failed.
 
-        Args:
-            timeout: Seconds to wait at most; None waits until the queue is empty.
-
         Snapshots that wait for another writer's lease are not waited for: they make
         this raise and stay queued.
+
+        Args:
+            timeout: Seconds to wait at most; None waits until the queue is empty.
 
         Raises:
             FlushError: A snapshot failed or was dropped since the last flush, snapshots
@@ -232,7 +169,9 @@ class BackgroundUploader:
                 still pending.
         """
         self._wait_until_idle(timeout, wait_for_leases=False)
-        self._raise_failures(blocked_outcome="they stay queued and are tried again then")
+        self._raise_failures(
+            blocked_outcome="they stay queued and are tried again when the lease expires or is released"
+        )
 
     def _wait_until_idle(self, timeout: float | None, *, wait_for_leases: bool) -> None:
         """Wait until nothing is queued or in flight, and with ``wait_for_leases`` until
@@ -391,7 +330,7 @@ class BackgroundUploader:
                 return
             # The worker subtracts the in-flight job's size when this returns.
             self._pending_bytes += job.size
-            self._blocked[job.key] = _Blocked(job, error, retry_at)
+            self._blocked[job.key] = LeaseWait(job, error, retry_at)
             first = job.key not in self._warned_blocked
             self._warned_blocked.add(job.key)
             self._condition.notify_all()
@@ -428,7 +367,7 @@ class BackgroundUploader:
 
     def _handle_failure(self, job: UploadJob, error: Exception, attempt: int) -> bool:
         """Log a failed attempt; return whether to try again after the backoff."""
-        message = _describe_error(error)
+        message = describe_error(error)
         with self._condition:
             self._consecutive_failures += 1
             self._condition.notify_all()
@@ -436,7 +375,7 @@ class BackgroundUploader:
             reason = f"failed after {attempt} attempts: {message}"
             logger.error("Could not save %s to %s: %s", job.describe(), self.name, reason)
             with self._condition:
-                self._failures.append(_Failure(job, error, reason))
+                self._failures.append(Failure(job, error, reason))
             return False
 
         delay = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
