@@ -289,3 +289,22 @@ def test_default_lease_ttl(persistkit_store_url: str) -> None:
         assert store.lease_ttl == 300.0
     with CheckpointStore(persistkit_store_url, background=False, lease_ttl=42.0) as store:
         assert store.lease_ttl == 42.0
+
+
+def test_waiting_save_dropped_at_memory_cap(persistkit_store_url: str) -> None:
+    holder = CheckpointStore(persistkit_store_url, background=False, writer_id="holder")
+    _save(holder, "k", 1)
+    waiting = CheckpointStore(persistkit_store_url, writer_id="waiting", max_pending_bytes=150)
+    waiting.save("k", {"a.bin": b"k" * 100}, step=2)
+    with pytest.raises(FlushError, match="wait for another writer's lease"):
+        waiting.flush(timeout=10)
+
+    waiting.save("other", {"a.bin": b"o" * 100}, step=1)
+
+    with pytest.raises(FlushError, match="dropped while it waited for another writer's lease"):
+        waiting.flush(timeout=10)
+    assert waiting.steps("other") == [1]
+    assert waiting._uploader is not None
+    assert waiting._uploader.pending_bytes == 0
+    waiting.close()
+    holder.close()
