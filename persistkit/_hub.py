@@ -9,9 +9,10 @@ waits while the budget is used up. Meanwhile the store's background uploader rep
 queued snapshots of a key with newer ones, so checkpoints that arrive faster than the
 budget allows are coalesced rather than queued without bound.
 
-NOTE: the store's writer leases also cost commits: one to acquire a key, one to release
-it, and one renewal per held key every half lease TTL. With many keys (one per Optuna
-trial, say) they can use more of the budget than the checkpoints do.
+Writer leases ride in the checkpoint commits (``commits_carry_leases``): the lease file
+a save acquires or renews is one more operation of the checkpoint's commit, an idle
+store makes no renewal commits, and ``close`` releases every lease in one commit. N keys
+saved once each cost N checkpoint commits plus the store marker and the release commit.
 
 URLs and storage options are parsed in :mod:`persistkit._hub_options`.
 
@@ -38,6 +39,7 @@ from typing import Any
 from persistkit._compat import import_optional
 from persistkit._hub_budget import BUDGET_LEDGER_PATH, CommitLedger
 from persistkit._hub_options import HubLocation, HubOptions, parse_hub_url
+from persistkit._lease import HUB_LEASE_TTL
 from persistkit._storage import Storage
 from persistkit._urls import redact_text, redact_url
 from persistkit.errors import StorageError, StoreConflictError
@@ -59,6 +61,9 @@ class HubStorage(Storage):
     Attributes:
         commits_made: Commits this object created, for measurements.
     """
+
+    commits_carry_leases = True
+    default_lease_ttl = HUB_LEASE_TTL
 
     def __init__(self, url: str, *, storage_options: Mapping[str, Any] | None = None) -> None:
         self.location = parse_hub_url(url)
@@ -131,6 +136,8 @@ class HubStorage(Storage):
         manifest_name: str,
         manifest: bytes,
         delete_paths: Sequence[str],
+        *,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> None:
         hub = self._hub
         step_full = self.location.path_in_repo(step_path)
@@ -138,6 +145,8 @@ class HubStorage(Storage):
         # matters for readers of the NDJSON.
         contents = {f"{step_full}/{name}": data for name, data in files.items()}
         contents[f"{step_full}/{manifest_name}"] = manifest
+        for path, data in (extra_files or {}).items():
+            contents[self.location.path_in_repo(path)] = data
         delete_full = [self.location.path_in_repo(path) for path in delete_paths]
         fence = step_full.rsplit("/", 1)[0] if "/" in step_full else ""
 
@@ -172,15 +181,26 @@ class HubStorage(Storage):
 
     def delete_tree(self, path: str) -> None:
         full = self.location.path_in_repo(path)
+        self._commit(self._deletions([full]), f"persistkit: delete {full}", fence=full)
 
+    def delete_many(self, paths: Sequence[str]) -> None:
+        """Delete every path that exists in one commit; commit nothing when none does."""
+        if not paths:
+            return
+        full = [self.location.path_in_repo(path) for path in paths]
+        self._commit(self._deletions(full), f"persistkit: delete {len(full)} paths", fence=None)
+
+    def _deletions(self, paths: list[str]) -> Callable[[str], list[Any] | None]:
         def operations(head: str) -> list[Any] | None:
-            info = self._paths_info([full], head).get(full)
-            if info is None:
+            existing = self._paths_info(paths, head)
+            if not existing:
                 return None
-            is_folder = isinstance(info, self._folder_type)
-            return [self._hub.CommitOperationDelete(full, is_folder=is_folder)]
+            return [
+                self._hub.CommitOperationDelete(path, is_folder=isinstance(info, self._folder_type))
+                for path, info in existing.items()
+            ]
 
-        self._commit(operations, f"persistkit: delete {full}", fence=full)
+        return operations
 
     # -- commits ----------------------------------------------------------------------
 

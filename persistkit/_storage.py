@@ -44,6 +44,12 @@ class Storage(abc.ABC):
     url: str
     """The root URL with credentials removed, safe to log."""
 
+    commits_carry_leases = False
+    """Whether writer leases ride in checkpoint commits instead of separate writes."""
+
+    default_lease_ttl = 300.0
+    """Seconds a writer lease lasts unless the store is given ``lease_ttl``."""
+
     @abc.abstractmethod
     def read_bytes(self, path: str) -> bytes:
         """Return the contents of ``path``; raise FileNotFoundError when it is absent."""
@@ -64,16 +70,25 @@ class Storage(abc.ABC):
         manifest_name: str,
         manifest: bytes,
         delete_paths: Sequence[str],
+        *,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> None:
         """Write a step directory so that readers see all of it or none of it.
 
         ``delete_paths`` (retention) are removed only after the commit succeeded, or in
-        the same atomic operation where the storage has one.
+        the same atomic operation where the storage has one. ``extra_files`` (path
+        relative to the root, to contents) are written with the checkpoint; only
+        storage with ``commits_carry_leases`` needs to accept them.
         """
 
     @abc.abstractmethod
     def delete_tree(self, path: str) -> None:
         """Remove the file or directory tree at ``path``; do nothing when it is absent."""
+
+    def delete_many(self, paths: Sequence[str]) -> None:
+        """Remove each of ``paths`` as :meth:`delete_tree` does; Hub storage commits once."""
+        for path in paths:
+            self.delete_tree(path)
 
     @abc.abstractmethod
     def create_exclusive(self, path: str, data: bytes) -> bool:
@@ -123,7 +138,10 @@ class LocalStorage(Storage):
         manifest_name: str,
         manifest: bytes,
         delete_paths: Sequence[str],
+        *,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> None:
+        _reject_extra_files(self, extra_files)
         target = self._local(step_path)
         parent, name = os.path.split(target)
         os.makedirs(parent, exist_ok=True)
@@ -185,6 +203,14 @@ class LocalStorage(Storage):
         _write_synced(temporary, data)
         os.replace(temporary, target)
         _fsync_dir(os.path.dirname(target))
+
+
+def _reject_extra_files(storage: Storage, extra_files: Mapping[str, bytes] | None) -> None:
+    if extra_files:
+        raise TypeError(
+            f"{type(storage).__name__} does not commit extra files with a checkpoint, got "
+            f"{sorted(extra_files)}; write them with write_bytes instead"
+        )
 
 
 def _write_synced(path: str, data: bytes) -> None:
@@ -254,7 +280,10 @@ class ObjectStorage(Storage):
         manifest_name: str,
         manifest: bytes,
         delete_paths: Sequence[str],
+        *,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> None:
+        _reject_extra_files(self, extra_files)
         manifest_path = _join(step_path, manifest_name)
         if self.exists(manifest_path):
             # Replacing a committed step: remove its manifest first so that readers never

@@ -32,7 +32,7 @@ from persistkit._layout import (
     validate_key,
     validate_step,
 )
-from persistkit._lease import WriterLease
+from persistkit._lease import HeldLeases, LeaseWrite
 from persistkit._manifest import Manifest, check_json_value, normalize_metrics
 from persistkit._reader import StoreReader
 from persistkit._retention import Retention, select_steps_to_delete
@@ -52,7 +52,6 @@ __all__ = ["Checkpoint", "CheckpointStore", "Retention"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING_BYTES = 256 * 2**20
-DEFAULT_LEASE_TTL = 300.0
 
 
 def default_writer_id() -> str:
@@ -87,8 +86,9 @@ class CheckpointStore(StoreReader):
         max_pending_bytes: Cap on serialised bytes waiting for upload.
         retention: Default retention policy for every key; ``save`` may override it.
         writer_id: Recorded in leases and manifests; defaults to ``host:pid:random``.
-        lease_ttl: Seconds a writer lease stays valid without renewal. The store
-            renews it on each save and while idle.
+        lease_ttl: Seconds a writer lease stays valid without renewal; None picks the
+            storage's default (300 s, or 900 s on the Hub). The store renews it on each
+            save and, except on the Hub, while idle. See :mod:`persistkit._lease`.
         max_attempts: Upload attempts per checkpoint before it counts as failed.
         retry_delay: Seconds before the first retry of a failed upload; each further
             retry doubles it, up to 30 s.
@@ -105,7 +105,7 @@ class CheckpointStore(StoreReader):
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         retention: Retention | Mapping[str, Any] | None = None,
         writer_id: str | None = None,
-        lease_ttl: float = DEFAULT_LEASE_TTL,
+        lease_ttl: float | None = None,
         max_attempts: int = 10,
         retry_delay: float = 0.5,
         filesystem: AbstractFileSystem | None = None,
@@ -113,8 +113,8 @@ class CheckpointStore(StoreReader):
         super().__init__(open_storage(url, storage_options, filesystem=filesystem))
         self.retention = Retention.coerce(retention)
         self.writer_id = writer_id or default_writer_id()
-        self.lease_ttl = lease_ttl
-        self._leases: dict[str, WriterLease] = {}
+        self.lease_ttl = self.storage.default_lease_ttl if lease_ttl is None else lease_ttl
+        self._leases = HeldLeases(self.storage, owner=self.writer_id, ttl=self.lease_ttl)
         self._metrics_cache: dict[str, dict[int, Mapping[str, Any]]] = {}
         self._write_lock = threading.RLock()
         self._marker_checked = False
@@ -126,8 +126,9 @@ class CheckpointStore(StoreReader):
                 max_pending_bytes=max_pending_bytes,
                 max_attempts=max_attempts,
                 initial_backoff=retry_delay,
-                idle_callback=self._renew_leases,
-                idle_interval=max(1.0, lease_ttl / 3),
+                # Renewing an idle lease on the Hub would cost a commit per key.
+                idle_callback=None if self.storage.commits_carry_leases else self._renew_leases,
+                idle_interval=max(1.0, self.lease_ttl / 3),
             )
         register_for_exit(self)
 
@@ -238,9 +239,6 @@ class CheckpointStore(StoreReader):
 
     def _commit_locked(self, snapshot: _Snapshot) -> None:
         self._ensure_marker()
-        # NOTE: the lease is checked here, not again before the manifest is written. An
-        # upload that outlasts half the lease TTL can let another writer take over first.
-        self._acquire_lease(snapshot.key)
         manifest = Manifest.build(
             key=snapshot.key,
             step=snapshot.step,
@@ -256,13 +254,20 @@ class CheckpointStore(StoreReader):
             candidates = {**known, snapshot.step: snapshot.metrics}
             dropped = select_steps_to_delete(snapshot.retention, candidates)
 
-        self.storage.commit_checkpoint(
-            self._step_path(snapshot.key, snapshot.step),
-            snapshot.files,
-            MANIFEST_NAME,
-            manifest.encode(),
-            [self._step_path(snapshot.key, step) for step in dropped],
-        )
+        delete_paths = [self._step_path(snapshot.key, step) for step in dropped]
+        if self.storage.commits_carry_leases:
+            self._commit_carrying_lease(snapshot, manifest.encode(), delete_paths)
+        else:
+            # NOTE: the lease is checked here, not again before the manifest is written.
+            # An upload that outlasts half the lease TTL can let another writer take over.
+            self._acquire_lease(snapshot.key)
+            self.storage.commit_checkpoint(
+                self._step_path(snapshot.key, snapshot.step),
+                snapshot.files,
+                MANIFEST_NAME,
+                manifest.encode(),
+                delete_paths,
+            )
 
         known[snapshot.step] = snapshot.metrics
         for step in dropped:
@@ -276,6 +281,37 @@ class CheckpointStore(StoreReader):
             snapshot.size,
             f"; retention deleted steps {dropped}" if dropped else "",
         )
+
+    def _commit_carrying_lease(self, snapshot: _Snapshot, manifest: bytes, delete_paths: list[str]) -> None:
+        """Commit the checkpoint and the lease write in one commit fenced on the key's folder.
+
+        A conflict means that someone changed the key's folder since this store last
+        read the head: a writer that took over, or the last commits of a holder whose
+        lease has expired since. The lease is then read again and the commit retried
+        once on the new head, or LeaseHeldError raised.
+        """
+        for attempt in (1, 2):
+            lease_write = self._acquire_lease(snapshot.key)
+            lease_files = lease_write.files if lease_write is not None else {}
+            lease_deletes = lease_write.deletes if lease_write is not None else []
+            try:
+                self.storage.commit_checkpoint(
+                    self._step_path(snapshot.key, snapshot.step),
+                    snapshot.files,
+                    MANIFEST_NAME,
+                    manifest,
+                    [*delete_paths, *lease_deletes],
+                    extra_files=lease_files,
+                )
+            except StoreConflictError as error:
+                self._metrics_cache.pop(snapshot.key, None)
+                if attempt == 2:
+                    raise
+                logger.info("Checking the lease on key %r in %s again after a conflict: %s", snapshot.key, self.url, error)
+                continue
+            if lease_write is not None:
+                self._leases.confirm(snapshot.key, lease_write)
+            return
 
     def _ensure_marker(self) -> None:
         if self._marker_checked:
@@ -292,21 +328,20 @@ class CheckpointStore(StoreReader):
                 )
         self._marker_checked = True
 
-    def _acquire_lease(self, key: str) -> None:
-        lease = self._leases.get(key)
-        if lease is None:
-            lease = WriterLease(self.storage, key, owner=self.writer_id, ttl=self.lease_ttl)
-        first_time = lease.generation is None
-        lease.ensure()
-        self._leases[key] = lease
-        if first_time:
+    def _acquire_lease(self, key: str) -> LeaseWrite | None:
+        """Acquire or renew the lease on ``key`` and clean up after a previous writer.
+
+        Returns the lease write that the checkpoint commit must carry where the storage
+        commits leases with checkpoints, else None.
+        """
+        lease_write, newly_held = self._leases.acquire(key)
+        if newly_held:
             self._remove_partial_writes(key)
+        return lease_write
 
     def _renew_leases(self) -> None:
         with self._write_lock:
-            for lease in list(self._leases.values()):
-                if lease.generation is not None:
-                    lease.ensure()
+            self._leases.renew()
 
     def _remove_partial_writes(self, key: str) -> None:
         # Only the lease holder may remove partial writes: another holder could still be
@@ -349,6 +384,8 @@ class CheckpointStore(StoreReader):
             validate_step(step)
         self.flush()
         with self._write_lock:
+            # On the Hub this only checks that no other writer holds the key: writing the
+            # lease would cost a commit of its own.
             self._acquire_lease(key)
             if step is not None:
                 if step not in self.steps(key):
@@ -368,12 +405,16 @@ class CheckpointStore(StoreReader):
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every pending save is committed.
 
+        Saves of keys that another writer holds are not waited for. They make this
+        raise, stay queued, and are committed once that writer's lease expires or is
+        released.
+
         Args:
             timeout: Seconds to wait at most; None waits until the queue is empty.
 
         Raises:
-            FlushError: A save failed or was dropped since the last flush, or the timeout
-                passed first.
+            FlushError: A save failed or was dropped since the last flush, a save waits
+                for another writer's lease, or the timeout passed first.
         """
         if self._uploader is not None:
             self._uploader.flush(timeout)
@@ -381,8 +422,13 @@ class CheckpointStore(StoreReader):
     def close(self, *, timeout: float | None = None) -> None:
         """Flush pending saves, release this writer's leases and close the storage.
 
+        A save that waits for another writer's lease is waited for until that lease
+        expires, within ``timeout``. It is not saved if the holder renews the lease
+        first, because the holder is then still running.
+
         Raises:
-            FlushError: A pending save failed; the store is closed either way.
+            FlushError: A pending save failed or was not saved; the store is closed
+                either way.
         """
         if self._closed:
             return
@@ -397,15 +443,4 @@ class CheckpointStore(StoreReader):
 
     def _release_leases(self) -> None:
         with self._write_lock:
-            for lease in self._leases.values():
-                try:
-                    lease.release()
-                except (PersistkitError, OSError) as exc:
-                    logger.warning(
-                        "Could not release the lease on key %r in %s: %s",
-                        lease.key,
-                        self.url,
-                        redact_text(str(exc)),
-                    )
-            self._leases.clear()
-
+            self._leases.release()

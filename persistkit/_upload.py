@@ -14,10 +14,16 @@ them in order. Its contracts:
   queued.
 - Retries. Errors that :func:`is_transient` accepts are retried with exponential backoff
   and jitter, up to ``max_attempts`` attempts; each retry is logged as a late save.
+- Waiting for leases. A snapshot whose key another writer holds (``LeaseHeldError`` with
+  a ``retry_at`` time) waits aside without holding up other keys, with one WARNING per
+  key, and is tried again at ``retry_at``. A newer snapshot of the key replaces it.
+  :meth:`BackgroundUploader.flush` raises while such snapshots wait and keeps them;
+  :meth:`BackgroundUploader.close` first waits for leases that expire without renewal.
 - Failures never reach the training thread directly: they are logged and raised from the
   next :meth:`BackgroundUploader.flush`.
 
-The flush at interpreter exit and on SIGTERM lives in :mod:`persistkit._exit`.
+The flush at interpreter exit and on SIGTERM lives in :mod:`persistkit._exit`, the jobs
+and the classification of their errors in :mod:`persistkit._upload_jobs`.
 """
 
 from __future__ import annotations
@@ -27,62 +33,15 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from persistkit._lease import format_time
+from persistkit._upload_jobs import Failure, LeaseWait, UploadJob, describe_error, is_transient
 from persistkit._urls import redact_text
-from persistkit.errors import FlushError, PersistkitError, StorageError
+from persistkit.errors import FlushError, LeaseHeldError, StorageError
 
 __all__ = ["BackgroundUploader", "UploadJob", "is_transient"]
 
 logger = logging.getLogger(__name__)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Return whether retrying could fix ``error``: timeouts, connection and I/O errors.
-
-    A StorageError that wraps a provider error is judged by that error. Other errors that
-    persistkit raises on purpose (conflicts, invalid names), missing files, existing files
-    and permission errors are permanent.
-    """
-    if isinstance(error, StorageError) and error.__cause__ is not None:
-        return is_transient(error.__cause__)
-    if isinstance(error, (TimeoutError, ConnectionError)):
-        return True
-    if isinstance(error, PersistkitError):
-        return isinstance(error, StorageError) and not isinstance(error, FlushError)
-    if isinstance(error, (FileNotFoundError, FileExistsError, PermissionError)):
-        return False
-    return isinstance(error, OSError)
-
-
-def _describe_error(error: BaseException) -> str:
-    # The store wraps provider errors in StorageError with the key and step, which the
-    # log line already names; show the underlying error instead.
-    if isinstance(error, StorageError) and error.__cause__ is not None:
-        error = error.__cause__
-    return redact_text(f"{type(error).__name__}: {error}")
-
-
-@dataclass
-class UploadJob:
-    """One serialised snapshot waiting to be committed."""
-
-    key: str
-    step: int
-    size: int
-    commit: Callable[[], None]
-    submitted_at: float = field(default_factory=time.monotonic)
-
-    def describe(self) -> str:
-        """Return ``key 'xgb/final' step 120`` for messages."""
-        return f"key {self.key!r} step {self.step}"
-
-
-@dataclass(frozen=True)
-class _Failure:
-    job: UploadJob
-    error: BaseException | None
-    reason: str
 
 
 class BackgroundUploader:
@@ -128,7 +87,9 @@ class BackgroundUploader:
         self._queue: list[UploadJob] = []
         self._in_flight: UploadJob | None = None
         self._pending_bytes = 0
-        self._failures: list[_Failure] = []
+        self._failures: list[Failure] = []
+        self._blocked: dict[str, LeaseWait] = {}
+        self._warned_blocked: set[str] = set()
         self._consecutive_failures = 0
         self._closed = False
         self._thread = threading.Thread(
@@ -151,6 +112,13 @@ class BackgroundUploader:
         with self._condition:
             if self._closed:
                 raise StorageError(f"cannot save {job.describe()}: the store {self.name} is closed")
+            blocked = self._blocked.get(job.key)
+            if blocked is not None:
+                logger.debug("Replaced %s, which waits for a lease, with step %d", blocked.job.describe(), job.step)
+                self._pending_bytes += job.size - blocked.job.size
+                blocked.job = job
+                self._condition.notify_all()
+                return
             for index, queued in enumerate(self._queue):
                 if queued.key == job.key:
                     logger.debug("Replaced queued %s with step %d", queued.describe(), job.step)
@@ -164,36 +132,59 @@ class BackgroundUploader:
             self._condition.notify_all()
 
     def _make_room(self, job: UploadJob) -> None:
-        while self._pending_bytes + job.size > self.max_pending_bytes and (
-            self._queue or self._in_flight is not None
-        ):
-            if self._consecutive_failures == 0:
+        while self._pending_bytes + job.size > self.max_pending_bytes:
+            uploading = bool(self._queue) or self._in_flight is not None
+            if uploading and self._consecutive_failures == 0:
                 self._condition.wait(timeout=1.0)
                 continue
-            if not self._queue:
+            if self._queue:
+                dropped = self._queue.pop(0)
+                cause = "the storage was failing"
+            elif self._blocked:
+                # Snapshots waiting for a lease free no memory by themselves.
+                dropped = self._blocked.pop(next(iter(self._blocked))).job
+                cause = "it waited for another writer's lease"
+            else:
                 return
-            dropped = self._queue.pop(0)
             self._pending_bytes -= dropped.size
             reason = (
-                f"dropped while the storage was failing, to keep pending uploads under "
+                f"dropped while {cause}, to keep pending uploads under "
                 f"max_pending_bytes={self.max_pending_bytes}"
             )
             logger.error("Dropped the unsaved snapshot %s of %s: %s", dropped.describe(), self.name, reason)
-            self._failures.append(_Failure(dropped, None, reason))
+            self._failures.append(Failure(dropped, None, reason))
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued snapshot is committed or has failed.
+
+        Snapshots that wait for another writer's lease are not waited for: they make
+        this raise and stay queued.
 
         Args:
             timeout: Seconds to wait at most; None waits until the queue is empty.
 
         Raises:
-            FlushError: A snapshot failed or was dropped since the last flush, or the
-                timeout passed with snapshots still pending.
+            FlushError: A snapshot failed or was dropped since the last flush, snapshots
+                wait for another writer's lease, or the timeout passed with snapshots
+                still pending.
+        """
+        self._wait_until_idle(timeout, wait_for_leases=False)
+        self._raise_failures(
+            blocked_outcome="they stay queued and are tried again when the lease expires or is released"
+        )
+
+    def _wait_until_idle(self, timeout: float | None, *, wait_for_leases: bool) -> None:
+        """Wait until nothing is queued or in flight, and with ``wait_for_leases`` until
+        no snapshot waits for a lease that is due to expire without having been renewed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        # The expiry of each blocking lease when the wait began: a lease renewed since
+        # then belongs to a live writer and could block the wait forever.
+        expiries: dict[str, float] = {}
         with self._condition:
-            while self._queue or self._in_flight is not None:
+            while self._queue or self._in_flight is not None or (
+                wait_for_leases and self._has_expiring_lease(expiries)
+            ):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     pending = [job.describe() for job in self._pending_jobs()]
@@ -203,20 +194,38 @@ class BackgroundUploader:
                         f"{self._last_error_text()}the saves continue in the background"
                     )
                 self._condition.wait(timeout=remaining)
+
+    def _has_expiring_lease(self, expiries: dict[str, float]) -> bool:
+        for key, blocked in self._blocked.items():
+            if blocked.expires_at <= expiries.setdefault(key, blocked.expires_at):
+                return True
+        return False
+
+    def _raise_failures(self, *, blocked_outcome: str) -> None:
+        with self._condition:
             failures, self._failures = self._failures, []
+            blocked = list(self._blocked.values())
+        problems: list[str] = []
         if failures:
             details = "; ".join(f"{f.job.describe()}: {f.reason}" for f in failures)
+            problems.append(f"{len(failures)} saves to {self.name} failed: {details}. Check the storage and save again")
+        if blocked:
+            details = "; ".join(item.describe() for item in blocked)
+            problems.append(
+                f"{len(blocked)} saves to {self.name} wait for another writer's lease, so "
+                f"{blocked_outcome}: {details}"
+            )
+        if problems:
             last_error = next((f.error for f in reversed(failures) if f.error is not None), None)
-            raise FlushError(
-                f"{len(failures)} saves to {self.name} failed: {details}. Check the storage "
-                "and save again"
-            ) from last_error
+            if last_error is None and blocked:
+                last_error = blocked[-1].error
+            raise FlushError(". ".join(problems)) from last_error
 
     def _pending_jobs(self) -> list[UploadJob]:
         jobs = list(self._queue)
         if self._in_flight is not None:
             jobs.insert(0, self._in_flight)
-        return jobs
+        return jobs + [blocked.job for blocked in self._blocked.values()]
 
     def _last_error_text(self) -> str:
         for failure in reversed(self._failures):
@@ -226,14 +235,22 @@ class BackgroundUploader:
     def close(self, timeout: float | None = None) -> None:
         """Flush, then stop the worker thread; the uploader accepts no more snapshots.
 
+        Snapshots that wait for another writer's lease are waited for until that lease
+        expires, unless its holder renews it first. Those still waiting then are not saved.
+
         Raises:
             FlushError: As :meth:`flush`; the worker is stopped either way.
         """
         try:
-            self.flush(timeout)
+            self._wait_until_idle(timeout, wait_for_leases=True)
+            self._raise_failures(blocked_outcome="they were not saved")
         finally:
             with self._condition:
                 self._closed = True
+                for blocked in self._blocked.values():
+                    logger.error("Did not save %s to %s: %s", blocked.job.describe(), self.name, blocked.error)
+                self._pending_bytes -= sum(blocked.job.size for blocked in self._blocked.values())
+                self._blocked.clear()
                 self._condition.notify_all()
             if threading.current_thread() is not self._thread:
                 self._thread.join(timeout=5.0)
@@ -253,14 +270,32 @@ class BackgroundUploader:
 
     def _next_job(self) -> UploadJob | None:
         with self._condition:
-            while not self._queue:
+            next_idle = time.monotonic() + self._idle_interval
+            while True:
+                job = self._queue.pop(0) if self._queue else self._pop_due_blocked()
+                if job is not None:
+                    self._in_flight = job
+                    return job
                 if self._closed:
                     return None
-                if not self._condition.wait(timeout=self._idle_interval):
+                now = time.monotonic()
+                if now >= next_idle:
                     self._run_idle_callback()
-            job = self._queue.pop(0)
-            self._in_flight = job
-            return job
+                    next_idle = now + self._idle_interval
+                    continue
+                wait_s = next_idle - now
+                if self._blocked:
+                    earliest = min(blocked.retry_at for blocked in self._blocked.values())
+                    wait_s = min(wait_s, max(0.0, earliest - time.time()))
+                self._condition.wait(timeout=wait_s)
+
+    def _pop_due_blocked(self) -> UploadJob | None:
+        now = time.time()
+        for key, blocked in self._blocked.items():
+            if blocked.retry_at <= now:
+                del self._blocked[key]
+                return blocked.job
+        return None
 
     def _run_idle_callback(self) -> None:
         if self._idle_callback is None:
@@ -274,16 +309,53 @@ class BackgroundUploader:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 job.commit()
+            except LeaseHeldError as exc:
+                if exc.retry_at is not None:
+                    self._wait_for_lease(job, exc, exc.retry_at)
+                    return
+                if not self._handle_failure(job, exc, attempt):
+                    return
             except Exception as exc:
                 if not self._handle_failure(job, exc, attempt):
                     return
                 continue
-            self._record_success(job, attempt)
-            return
+            else:
+                self._record_success(job, attempt)
+                return
+
+    def _wait_for_lease(self, job: UploadJob, error: LeaseHeldError, retry_at: float) -> None:
+        """Set ``job`` aside until ``retry_at``, unless a newer snapshot superseded it."""
+        with self._condition:
+            if any(queued.key == job.key for queued in self._queue):
+                return
+            # The worker subtracts the in-flight job's size when this returns.
+            self._pending_bytes += job.size
+            self._blocked[job.key] = LeaseWait(job, error, retry_at)
+            first = job.key not in self._warned_blocked
+            self._warned_blocked.add(job.key)
+            self._condition.notify_all()
+        if first:
+            logger.warning(
+                "Save of %s to %s waits for another writer's lease: %s. The save stays "
+                "queued and is tried again when the lease expires or is released",
+                job.describe(),
+                self.name,
+                error,
+            )
+        else:
+            logger.debug("Save of %s still waits for a lease; next try at %s", job.describe(), format_time(retry_at))
 
     def _record_success(self, job: UploadJob, attempt: int) -> None:
         with self._condition:
             self._consecutive_failures = 0
+            if job.key in self._warned_blocked:
+                self._warned_blocked.discard(job.key)
+                logger.warning(
+                    "Saved %s to %s after waiting %.1f s for another writer's lease",
+                    job.describe(),
+                    self.name,
+                    time.monotonic() - job.submitted_at,
+                )
         if attempt > 1:
             logger.warning(
                 "Saved %s to %s late: %.1f s after save() returned, on attempt %d",
@@ -295,7 +367,7 @@ class BackgroundUploader:
 
     def _handle_failure(self, job: UploadJob, error: Exception, attempt: int) -> bool:
         """Log a failed attempt; return whether to try again after the backoff."""
-        message = _describe_error(error)
+        message = describe_error(error)
         with self._condition:
             self._consecutive_failures += 1
             self._condition.notify_all()
@@ -303,7 +375,7 @@ class BackgroundUploader:
             reason = f"failed after {attempt} attempts: {message}"
             logger.error("Could not save %s to %s: %s", job.describe(), self.name, reason)
             with self._condition:
-                self._failures.append(_Failure(job, error, reason))
+                self._failures.append(Failure(job, error, reason))
             return False
 
         delay = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))

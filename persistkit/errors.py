@@ -66,7 +66,21 @@ class StoreConflictError(PersistkitError, RuntimeError):
 
 
 class LeaseHeldError(StoreConflictError):
-    """Another writer holds an unexpired lease on the key."""
+    """Another writer holds an unexpired lease on the key.
+
+    Attributes:
+        expires_at: Unix time at which the holder's lease expires, when known.
+        retry_at: Unix time at which trying again may succeed (the lease expires, or the
+            next check for its release is due); None when retrying cannot help because
+            another writer took this writer's lease over.
+    """
+
+    def __init__(
+        self, message: str, *, expires_at: float | None = None, retry_at: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.expires_at = expires_at
+        self.retry_at = retry_at
 
 
 class FingerprintMismatchError(PersistkitError, ValueError):

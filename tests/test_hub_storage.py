@@ -12,7 +12,12 @@ import pytest
 from persistkit import CheckpointStore
 from persistkit._hub import HubStorage, parse_hub_url
 from persistkit._hub_budget import BUDGET_LEDGER_PATH, CommitBudget, CommitLedger
-from persistkit.errors import MissingDependencyError, StorageError, StoreConflictError
+from persistkit.errors import (
+    LeaseHeldError,
+    MissingDependencyError,
+    StorageError,
+    StoreConflictError,
+)
 from persistkit.testing import servers
 from persistkit.testing.hub_server import HubTestServer
 
@@ -276,3 +281,84 @@ def test_missing_client_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(MissingDependencyError, match=r"persistkit\[hf\]"):
         HubStorage("hf://datasets/u/r")
+
+
+# -- writer leases on the Hub ----------------------------------------------------------
+
+
+def test_lease_writes_ride_in_checkpoint_commits(server: HubTestServer) -> None:
+    repo = repo_name()
+    keys = [f"optuna/trial-{index:02d}" for index in range(20)]
+    with CheckpointStore(
+        f"hf://datasets/{repo}/run", storage_options={"endpoint": server.endpoint}
+    ) as store:
+        for key in keys:
+            store.save(key, {"model.bin": key.encode()}, step=1)
+        store.flush(timeout=120)
+        held = [key for key in keys if store.storage.list_dir(f"{key}/_lease")]
+        assert held == keys
+        before_close = server.commit_count(repo, repo_type="dataset")
+
+    # The store marker is one commit, and close releases every lease in one more.
+    assert before_close <= len(keys) + 1
+    assert server.commit_count(repo, repo_type="dataset") == before_close + 1
+    with CheckpointStore(
+        f"hf://datasets/{repo}/run", storage_options={"endpoint": server.endpoint}, background=False
+    ) as reader:
+        assert [key for key in keys if reader.storage.list_dir(f"{key}/_lease")] == []
+        assert all(reader.load(key).files["model.bin"] == key.encode() for key in keys)
+
+
+def test_hub_lease_blocks_second_writer(server: HubTestServer) -> None:
+    url = f"hf://datasets/{repo_name()}/run"
+    options = {"endpoint": server.endpoint}
+    with CheckpointStore(url, storage_options=options, background=False, writer_id="first") as first:
+        first.save("k", {"a.bin": b"1"}, step=1)
+        first.save("k", {"a.bin": b"2"}, step=2)
+        second = CheckpointStore(url, storage_options=options, background=False, writer_id="second")
+        with pytest.raises(LeaseHeldError, match="'first'"):
+            second.save("k", {"a.bin": b"x"}, step=3)
+        second.close()
+        assert first.steps("k") == [1, 2]
+
+
+def test_idle_hub_store_commits_nothing(server: HubTestServer) -> None:
+    repo = repo_name()
+    store = CheckpointStore(
+        f"hf://datasets/{repo}/run", storage_options={"endpoint": server.endpoint}, lease_ttl=0.9
+    )
+    store.save("k", {"a.bin": b"1"}, step=1)
+    store.flush(timeout=60)
+    after_save = server.commit_count(repo, repo_type="dataset")
+
+    time.sleep(2.0)  # two idle intervals of the upload thread at this TTL
+
+    assert server.commit_count(repo, repo_type="dataset") == after_save
+    store.save("k", {"a.bin": b"2"}, step=2)  # renews the lapsed lease in its commit
+    store.flush(timeout=60)
+    assert server.commit_count(repo, repo_type="dataset") == after_save + 1
+    store.close()
+
+
+def test_hub_lease_ttl_is_longer(server: HubTestServer) -> None:
+    url = f"hf://datasets/{repo_name()}/run"
+    with CheckpointStore(url, storage_options={"endpoint": server.endpoint}, background=False) as store:
+        assert store.lease_ttl == 900.0
+
+
+def test_hub_takeover_after_stale_head(server: HubTestServer) -> None:
+    url = f"hf://datasets/{repo_name()}/run"
+    options = {"endpoint": server.endpoint}
+    resumed = CheckpointStore(url, storage_options=options, background=False, writer_id="resumed")
+    resumed.save("other", {"a.bin": b"o"}, step=1)  # caches the head of the repository
+    crashed = CheckpointStore(url, storage_options=options, background=False, writer_id="crashed", lease_ttl=0.5)
+    crashed.save("k", {"a.bin": b"crashed"}, step=1)  # and is never closed
+    time.sleep(0.6)
+
+    resumed.save("k", {"a.bin": b"resumed"}, step=2)
+
+    assert resumed.steps("k") == [1, 2]
+    assert resumed.load("k").files["a.bin"] == b"resumed"
+    with pytest.raises(LeaseHeldError, match="took over"):
+        crashed.save("k", {"a.bin": b"late"}, step=3)
+    resumed.close()

@@ -160,18 +160,24 @@ def test_flush_timeout_raises_and_save_continues(root: str, gated: GatedFileSyst
 
 
 def test_permanent_error_not_retried(root: str, memory: Any) -> None:
-    holder = CheckpointStore(root, filesystem=memory, background=False)
-    holder.save("k", {"a.bin": b"holder"}, step=1)
-    store = CheckpointStore(root, filesystem=memory, max_attempts=5, retry_delay=5.0)
-    store.save("k", {"a.bin": b"intruder"}, step=2)
+    # A writer whose lease another writer took over must not retry: the other is live.
+    store = CheckpointStore(root, filesystem=memory, max_attempts=5, retry_delay=5.0, lease_ttl=0.2)
+    store.save("k", {"a.bin": b"first"}, step=1)
+    store.flush(timeout=10)
+    time.sleep(0.3)
+    successor = CheckpointStore(root, filesystem=memory, background=False)
+    successor.save("k", {"a.bin": b"successor"}, step=2)
+    store.save("k", {"a.bin": b"stale"}, step=3)
 
     started = time.monotonic()
     with pytest.raises(FlushError, match="failed after 1 attempts") as raised:
         store.flush(timeout=10)
     assert time.monotonic() - started < 4.0
     assert isinstance(raised.value.__cause__, LeaseHeldError)
+    assert "took over" in str(raised.value)
+    assert successor.steps("k") == [1, 2]
     store.close()
-    holder.close()
+    successor.close()
 
 
 def _run_child(code: str, tmp_path: Path, *, sigterm_after_line: str | None = None) -> subprocess.CompletedProcess[str]:
