@@ -84,6 +84,7 @@ def _run(args: argparse.Namespace, arguments: Sequence[str], lang: str) -> int:
         split=args.split,
         exact_resume=args.exact_resume,
         device=args.device,
+        checkpoint_every_rounds=args.checkpoint_every,
     )
     _route_optuna_logging()
     outcome = run_training(

@@ -136,6 +136,11 @@ def _add_run_parser(commands: argparse._SubParsersAction, common: argparse.Argum
                "an uninterrupted one"),
     )
     run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help=_("save each booster every this many rounds (default: 50; also every 30 s)"),
+    )
+    run.add_argument(
         "--output", default=DEFAULT_OUTPUT, help=_("folder for the report and exported models")
     )
     run.add_argument(
