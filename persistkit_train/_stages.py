@@ -116,13 +116,11 @@ class DataSet:
         return self.features[self.test_idx], self.log_prices[self.test_idx]
 
 
-def run_load_stage(ledger: StageLedger, data_path: str) -> tuple[list[str], np.ndarray]:
-    """Load and validate the CSV, print its report, and return numbers and prices."""
+def run_load_stage(ledger: StageLedger, loaded: Any) -> tuple[list[str], np.ndarray]:
+    """Commit the validated CSV (a ``LoadedData``), print its report, and return numbers
+    and prices."""
     if not ledger.done("load"):
-        from persistkit_train.data import load_numbers
-
         started = time.time()
-        loaded = load_numbers(data_path)
         frame = loaded.frame
         ledger.save(
             "load",

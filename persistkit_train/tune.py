@@ -34,7 +34,11 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class TuneResult:
-    """Best hyperparameters of one model and the search history."""
+    """Best hyperparameters of one model and the search history.
+
+    ``history`` pairs the index of each COMPLETE trial, in completion order, with its
+    mean CV R².
+    """
 
     model: str
     params: dict[str, Any]
@@ -73,11 +77,10 @@ def run_tune_stage(
         started = time.time()
         study = _search(model, data, config, runtime, progress)
         best = study.best_trial
-        history = [
-            (trial.number, float(trial.value))
-            for trial in study.trials
-            if trial.state.name == "COMPLETE"
-        ]
+        # Numbered by completion order, not Optuna's trial number: a trial killed with
+        # its session takes a number, and the history must not depend on kills.
+        values = [trial.value for trial in study.trials if trial.state.name == "COMPLETE"]
+        history = [(index, float(value)) for index, value in enumerate(values)]
         ledger.save(
             stage,
             {
