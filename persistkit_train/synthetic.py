@@ -2,8 +2,9 @@
 
 The prices follow a simple invented rule (patterns such as repeated endings and all-good
 numerology pairs raise the price, zeros lower it, plus log-normal noise). They resemble
-the shape of a real price list but carry no market information; every row says so in its
-``note`` column, which :func:`persistkit_train.data.load_numbers` ignores.
+the shape of a real price list but carry no market information. The ``note`` column of
+every row marks the data as synthetic, and :func:`persistkit_train.data.load_numbers`
+ignores that column.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from persistkit_train.data import SYNTHETIC_NOTE
 from persistkit_train.features import build_features
 
 __all__ = ["SYNTHETIC_NOTE", "write_demo_data"]
 
 logger = logging.getLogger(__name__)
-
-SYNTHETIC_NOTE = "SYNTHETIC demo data - not real prices"
 
 # Operator prefixes drawn for the demo numbers (the second and third digits).
 _PREFIXES = (
