@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
 import logging
+import re
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from persistkit_train import i18n
 PACKAGE_DIR = Path(i18n.__file__).parent
 LOCALE_DIR = PACKAGE_DIR / "locale"
 TRANSLATION_FUNCTIONS = {"_": 1, "ngettext": 2}
+THAI_LETTER = re.compile("[\u0e01-\u0e2e]")
 
 
 @pytest.fixture(autouse=True)
@@ -319,3 +322,21 @@ def test_format_duration(language: str, seconds: float, expected: str) -> None:
     i18n.activate(language)
 
     assert i18n.format_duration(seconds) == expected
+
+
+def test_thai_notebook_structure() -> None:
+    # Checks the nbformat 4.5 fields by hand because nbformat is not a test dependency.
+    path = PACKAGE_DIR.parent / "examples" / "kaggle_resumable_training.th.ipynb"
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+
+    assert notebook["nbformat"] == 4
+    assert notebook["nbformat_minor"] >= 5
+    assert len({cell["id"] for cell in notebook["cells"]}) == len(notebook["cells"])
+    for cell in notebook["cells"]:
+        assert cell["cell_type"] in {"markdown", "code"}
+        assert all(isinstance(line, str) for line in cell["source"])
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == []
+            assert cell["execution_count"] is None
+        else:
+            assert THAI_LETTER.search("".join(cell["source"])), cell["id"]
