@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import configparser
+import fnmatch
 import json
 import logging
 import re
@@ -340,3 +342,25 @@ def test_thai_notebook_structure() -> None:
             assert cell["execution_count"] is None
         else:
             assert THAI_LETTER.search("".join(cell["source"])), cell["id"]
+
+
+def test_package_data_ships_catalogues_and_font() -> None:
+    # A wheel without these files would silently fall back to English and to
+    # matplotlib fonts without Thai glyphs.
+    config = configparser.ConfigParser()
+    config.read(PACKAGE_DIR.parent / "setup.cfg", encoding="utf-8")
+    patterns = config["options.package_data"]["persistkit_train"].split()
+    required = [
+        *LOCALE_DIR.glob("*/LC_MESSAGES/*.mo"),
+        PACKAGE_DIR / "fonts" / "NotoSansThai-Regular.ttf",
+        PACKAGE_DIR / "fonts" / "OFL.txt",
+    ]
+
+    unshipped = [
+        str(path.relative_to(PACKAGE_DIR))
+        for path in required
+        if not any(fnmatch.fnmatch(path.relative_to(PACKAGE_DIR).as_posix(), p) for p in patterns)
+    ]
+
+    assert len(required) == 4
+    assert unshipped == [], "add these to [options.package_data] persistkit_train in setup.cfg"
