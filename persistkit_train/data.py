@@ -122,9 +122,9 @@ class DataReport:
             )
         if self.numbers_cleaned:
             lines.append(
-                _("{count} numbers had spaces, dashes or a +66 prefix removed.").format(
-                    count=self.numbers_cleaned
-                )
+                _(
+                    "{count} numbers were normalised (spaces, dashes, +66 prefix or a missing leading 0)."
+                ).format(count=self.numbers_cleaned)
             )
         if self.duplicate_numbers:
             lines.append(

@@ -2,9 +2,9 @@
 
 :class:`PhonePricePredictor` bundles everything prediction needs: the fitted base models,
 the meta-learner that combines their predictions, the optional target encoder, and the
-feature column order. ``save`` writes it to one joblib file (``best_model.pkl``);
+feature column order. ``save`` writes it to one joblib file (``best_model.pkl``).
 ``export_native`` writes each booster in its library's own format, which other tools and
-other library versions can read without this package::
+later library versions read without this package::
 
     out_dir/
     ├── best_model.pkl        this object (joblib; load only files you trust)
@@ -165,14 +165,14 @@ class PhonePricePredictor:
 
         Raises:
             FileNotFoundError: ``path`` does not exist.
-            TypeError: The file holds another kind of object.
+            TypeError: The file contains another kind of object.
             PredictorVersionError: It was built with another ``FEATURE_VERSION``.
         """
         joblib = _import("joblib", "sklearn")
         loaded = joblib.load(Path(path))
         if not isinstance(loaded, cls):
             raise TypeError(
-                _("{path} holds a {kind}, not a PhonePricePredictor.").format(
+                _("{path} contains a {kind}, not a PhonePricePredictor.").format(
                     path=path, kind=type(loaded).__name__
                 )
             )

@@ -192,7 +192,9 @@ def _json_document(
 
 def _study_summary(history: Sequence[tuple[int, float]], direction: str) -> dict[str, Any]:
     values = [float(value) for _trial, value in history]
-    best = (min(values) if direction == "minimize" else max(values)) if values else None
+    best: float | None = None
+    if values:
+        best = min(values) if direction == "minimize" else max(values)
     return {
         "trials": len(values),
         "best_value": best,

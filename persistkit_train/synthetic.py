@@ -2,8 +2,9 @@
 
 The prices follow a simple invented rule (patterns such as repeated endings and all-good
 numerology pairs raise the price, zeros lower it, plus log-normal noise). They resemble
-the shape of a real price list but carry no market information; every row says so in its
-``note`` column, which :func:`persistkit_train.data.load_numbers` ignores.
+the shape of a real price list but carry no market information. The ``note`` column of
+every row marks the data as synthetic, and :func:`persistkit_train.data.load_numbers`
+ignores that column.
 """
 
 from __future__ import annotations

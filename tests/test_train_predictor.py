@@ -125,7 +125,7 @@ def test_load_rejects_other_feature_version(predictor, tmp_path, monkeypatch):
 def test_load_rejects_other_object(tmp_path):
     path = tmp_path / "other.pkl"
     joblib.dump({"not": "a predictor"}, path)
-    with pytest.raises(TypeError, match="not a PhonePricePredictor"):
+    with pytest.raises(TypeError, match="contains a dict, not a PhonePricePredictor"):
         PhonePricePredictor.load(path)
 
 
