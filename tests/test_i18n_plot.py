@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-from persistkit_train import _thai_font, i18n
+from persistkit_train import _plots, _thai_font, i18n
 
 THAI_TITLE = "ราคาที่ทำนายเทียบกับราคาจริง (R² = 0.81)"
 
@@ -52,6 +53,32 @@ def test_thai_labels_render_with_bundled_font() -> None:
 
     assert png.startswith(b"\x89PNG")
     assert matplotlib.rcParams["font.family"][-1] == _thai_font.BUNDLED_FONT_FAMILY
+
+
+def test_report_plots_render_in_thai(tmp_path: Path) -> None:
+    # The four plots of the evaluation report, drawn by the report's own functions.
+    i18n.activate("th")
+    assert i18n.configure_matplotlib_font() is True
+    rng = np.random.default_rng(0)
+    actual = rng.uniform(np.log(100), np.log(1e6), size=40)
+    predicted = actual + rng.normal(0, 0.3, size=40)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = [
+            _plots.plot_predicted_vs_actual(tmp_path / "a.png", actual, predicted, model="xgb"),
+            _plots.plot_residuals(tmp_path / "r.png", actual, predicted, model="xgb"),
+            _plots.plot_feature_importance(
+                tmp_path / "f.png", {"xgb": {"ผลรวมเลข": 3.0, "digit_8_count": 1.0}}
+            ),
+            _plots.plot_optimisation_history(
+                tmp_path / "o.png", {"xgb": [(0, 0.5), (1, 0.7), (2, 0.6)]}, direction="maximize"
+            ),
+        ]
+
+    for path in paths:
+        assert path.read_bytes().startswith(b"\x89PNG")
+    assert i18n._("Actual price (baht)") == "ราคาจริง (บาท)"
 
 
 def test_default_font_fails_on_thai_labels() -> None:
