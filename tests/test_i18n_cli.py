@@ -1,4 +1,4 @@
-"""Tests that the persistkit-train command line speaks the chosen language.
+"""Tests that the persistkit-train command line prints messages in the chosen language.
 
 Each test starts the real command line in a subprocess (``python -m persistkit_train``),
 so argument parsing, language selection, logging set-up and error printing all run.
