@@ -94,9 +94,11 @@ def plot_feature_importance(path: Path, importances: Mapping[str, Mapping[str, f
 
 
 def top_features(values: Mapping[str, float]) -> list[tuple[str, float]]:
-    total = sum(abs(value) for value in values.values()) or 1.0
-    ranked = sorted(values.items(), key=lambda item: abs(item[1]), reverse=True)
-    return [(name, abs(value) / total) for name, value in ranked[:TOP_FEATURES]]
+    """Return the largest importances as (name, share of the total) Python floats."""
+    magnitudes = {str(name): abs(float(value)) for name, value in values.items()}
+    total = sum(magnitudes.values()) or 1.0
+    ranked = sorted(magnitudes.items(), key=lambda item: item[1], reverse=True)
+    return [(name, value / total) for name, value in ranked[:TOP_FEATURES]]
 
 
 def plot_optimisation_history(

@@ -2,13 +2,13 @@
 
 :func:`build_features` turns ten-digit numbers into one row of numeric columns each. It
 uses only the digits, never a price, so it gives the same row for a number in training
-and at prediction time. The columns, by group (``d`` is the ten digits, ``tail`` the
-seven digits after the three-digit operator prefix):
+and at prediction time. The columns, by group (``tail`` is the seven digits after the
+three-digit operator prefix):
 
 =============  ===========================================================================
 group          columns
 =============  ===========================================================================
-position       ``pos_1`` … ``pos_9``: the digit at each place (the first is always 0)
+position       ``pos_1`` … ``pos_9``: the digit at each place after the leading 0
 prefix         ``prefix3``: the first three digits as an integer (91 for 091…)
 counts         ``count_0`` … ``count_9`` over all ten digits; ``unique_digits``,
                ``unique_tail``, ``unique_last4``, ``unique_last6``, ``max_digit_count``
@@ -48,12 +48,18 @@ from persistkit_train import _patterns as patterns
 from persistkit_train._numbers import normalize_number
 from persistkit_train._numerology import pair_meaning
 
-__all__ = ["FEATURE_VERSION", "TARGET_ENCODER_KEYS", "OutOfFoldTargetEncoder", "build_features"]
+__all__ = [
+    "FEATURE_VERSION",
+    "TARGET_ENCODER_KEYS",
+    "OutOfFoldTargetEncoder",
+    "build_features",
+    "feature_names",
+]
 
 logger = logging.getLogger(__name__)
 
-# Bump when a column is added, removed or computed differently: it is part of the stage
-# fingerprints, so a change invalidates stored features and models.
+# Bump when a column is added, removed or computed differently. The version is part of
+# the stage fingerprints, so a bump invalidates stored features and models.
 FEATURE_VERSION = "1"
 
 PREFIX_LENGTH = 3
@@ -219,11 +225,12 @@ class OutOfFoldTargetEncoder:
     Frames passed in must have a ``number`` column of normalised ten-digit numbers. Output
     columns are named ``te_<key>`` and have the frame's index.
 
-    NOTE: the folds should match the held-out split. With the grouped split, stratified
-    folds give training rows ``te_prefix6`` values from their own dealer batch, which no
-    test row has; that lowered held-out R² on log price from 0.66 to 0.56 for a lightly
-    tuned LightGBM (``benchmarks/bench_features.py``). Pass folds from
-    ``cv_folds(..., groups=prefix_groups(numbers))`` there.
+    NOTE: the folds must match the held-out split. With the grouped split, stratified
+    folds give training rows ``te_prefix6`` values from their own dealer batch, but no
+    test row has such a value. In one run (seed 42, lightly tuned LightGBM, keys prefix6,
+    prefix5 and suffix4) that lowered held-out R² on log price from 0.66 to 0.56. Pass
+    ``cv_folds(..., groups=prefix_groups(numbers))`` there. Even so, the encoder has not
+    raised held-out R² on the real price list in ``benchmarks/bench_features.py``.
     """
 
     def __init__(self, *, keys: Sequence[str] = ("prefix6", "suffix4"), smoothing: float = 10.0):

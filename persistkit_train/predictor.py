@@ -176,7 +176,8 @@ class PhonePricePredictor:
                     path=path, kind=type(loaded).__name__
                 )
             )
-        if loaded.feature_version != FEATURE_VERSION:
+        saved_version = getattr(loaded, "feature_version", "unknown")
+        if saved_version != FEATURE_VERSION:
             raise PredictorVersionError(
                 _(
                     "{path} was built with feature version {saved}, but this persistkit_train "
@@ -184,9 +185,9 @@ class PhonePricePredictor:
                     "version {package} that saved it."
                 ).format(
                     path=path,
-                    saved=loaded.feature_version,
+                    saved=saved_version,
                     current=FEATURE_VERSION,
-                    package=loaded.package_version,
+                    package=getattr(loaded, "package_version", "unknown"),
                 )
             )
         return loaded

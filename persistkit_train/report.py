@@ -184,10 +184,25 @@ def _json_document(
             model: _study_summary(history, results.optuna_direction)
             for model, history in results.optuna_histories.items()
         },
-        "config": dict(results.config),
+        "config": _json_ready(results.config),
         "data_summary": list(results.data_summary),
         "plots": {name: path.name for name, path in plots.items()},
     }
+
+
+def _json_ready(value: Any) -> Any:
+    """Return ``value`` with numpy scalars and arrays, paths and tuples as JSON types."""
+    if isinstance(value, Mapping):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return _finite_or_none(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
 
 
 def _study_summary(history: Sequence[tuple[int, float]], direction: str) -> dict[str, Any]:
@@ -223,7 +238,12 @@ def _markdown(
             "",
         ]
     if results.data_summary:
-        lines += ["## " + _("Data"), "", *(f"- {line}" for line in results.data_summary), ""]
+        lines += [
+            "## " + _("Data"),
+            "",
+            *(f"- {line.strip()}" for line in results.data_summary),
+            "",
+        ]
 
     lines += ["## " + _("Held-out metrics"), "", *_metrics_table(metrics), ""]
     for split, models in results.other_splits.items():

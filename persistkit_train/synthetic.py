@@ -16,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from persistkit_train.data import SYNTHETIC_NOTE
 from persistkit_train.features import build_features
 
 __all__ = ["SYNTHETIC_NOTE", "write_demo_data"]
 
 logger = logging.getLogger(__name__)
-
-SYNTHETIC_NOTE = "SYNTHETIC demo data - not real prices"
 
 # Operator prefixes drawn for the demo numbers (the second and third digits).
 _PREFIXES = (

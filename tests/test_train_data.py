@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,11 @@ def test_real_file_merges_duplicates_by_median(real_data):
     assert real_data.report.duplicate_rule == DUPLICATE_RULE
 
 
+def test_real_file_not_marked_synthetic(real_data):
+    assert real_data.report.synthetic_rows == 0
+    assert "SYNTHETIC" not in "\n".join(real_data.report.lines())
+
+
 def test_real_file_frame_shape(real_data):
     frame = real_data.frame
     assert list(frame.columns) == ["number", "price"]
@@ -181,7 +187,7 @@ def test_real_file_report_lines(real_data):
     text = "\n".join(lines)
     assert "Read 6112 rows" in text
     assert "Kept 6097 numbers; rejected 2 rows." in text
-    assert "line 104: '06442399654'" in text
+    assert "for example line 104 '06442399654', line 2880 '0798795493'" in text
     assert "median 900" in text
     assert "10,000,000 baht" in text
 
@@ -283,7 +289,8 @@ def test_directory_instead_of_file(tmp_path):
         (b"", "the file is empty"),
         (b"  \n\n", "the file is empty"),
         (b"\xef\xbb\xbf", "the file is empty"),
-        (b"phone_number,price\n", "no valid rows"),
+        (b"phone_number,price\n", "header line but no data rows"),
+        (b"phone_number,price\n\n , \n", "header line but no data rows"),
         (b"phone_number,price\n123,abc\n", "no valid rows"),
         (b"number,cost\n0812345678,900\n", "missing column 'phone_number'"),
         (b"phone_number,cost\n0812345678,900\n", "missing column 'price'"),
@@ -310,3 +317,22 @@ def test_missing_column_lists_header(tmp_path):
         load_numbers(path)
     assert "['number', 'cost']" in str(caught.value)
     assert "number_column" in str(caught.value)
+
+
+def test_normalize_number_random_formats():
+    rng = random.Random(5)
+    separators = [" ", "-", "\u00a0", ".", " - ", ""]
+    for _ in range(300):
+        number = rng.choice(["06", "08", "09"]) + "".join(rng.choices("0123456789", k=8))
+        groups = [number[1:3], number[3:6], number[6:]]
+        separator = rng.choice(separators)
+        written = rng.choice(
+            [
+                "0" + separator.join(groups),
+                "+66" + rng.choice(["", " "]) + separator.join(groups),
+                "66" + separator.join(groups),
+                f"({number[:3]}) {number[3:6]}{separator}{number[6:]}",
+            ]
+        )
+        padded = rng.choice(["", " ", "\u00a0"]) + written + rng.choice(["", " ", "\u00a0"])
+        assert normalize_number(padded) == number, padded

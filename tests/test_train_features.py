@@ -1,4 +1,4 @@
-"""Tests of persistkit_train.features on hand-made numbers whose answers are known."""
+"""Tests of persistkit_train.features on hand-made numbers with hand-checked values."""
 
 from __future__ import annotations
 

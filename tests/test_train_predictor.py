@@ -16,7 +16,7 @@ from persistkit_train.data import InvalidPhoneNumberError, load_numbers
 from persistkit_train.features import OutOfFoldTargetEncoder, build_features
 from persistkit_train.predictor import PhonePricePredictor, PredictorVersionError
 from persistkit_train.split import cv_folds
-from persistkit_train.synthetic import SYNTHETIC_NOTE, write_demo_data
+from persistkit_train.synthetic import write_demo_data
 
 ROUNDS = 25
 NUMBERS = ["0812345678", "0899999999", "0654289545", "0911112222", "0620000000"]
@@ -214,18 +214,28 @@ def test_empty_base_models():
         PhonePricePredictor(base_models={}, feature_columns=["pos_1"])
 
 
-def test_demo_data_is_labelled_and_seeded(tmp_path):
-    first = write_demo_data(tmp_path / "a.csv", rows=50, seed=3)
-    again = write_demo_data(tmp_path / "b.csv", rows=50, seed=3)
-    assert first.read_bytes() == again.read_bytes()
-    demo = pd.read_csv(first, dtype=str)
-    assert list(demo.columns) == ["phone_number", "price", "note"]
-    assert (demo["note"] == SYNTHETIC_NOTE).all()
-    assert "SYNTHETIC" in SYNTHETIC_NOTE
-    assert demo["phone_number"].is_unique
-    assert len(load_numbers(first).frame) == 50
-
-
-def test_demo_data_rejects_tiny_row_count(tmp_path):
-    with pytest.raises(ValueError, match="at least 10"):
-        write_demo_data(tmp_path / "tiny.csv", rows=5)
+def test_models_trained_on_float_arrays(training):
+    # The pipeline trains native boosters on float32 arrays without column names.
+    _, features, y = training
+    matrix = features.to_numpy(dtype=np.float32)
+    models = {
+        "xgboost": xgboost.train(
+            {"max_depth": 3, "nthread": 1}, xgboost.DMatrix(matrix, label=y), ROUNDS
+        ),
+        "lightgbm": lightgbm.train(
+            {"verbose": -1, "num_threads": 1}, lightgbm.Dataset(matrix, label=y), ROUNDS
+        ),
+        "catboost": catboost.CatBoostRegressor(
+            iterations=ROUNDS, thread_count=1, verbose=False, allow_writing_files=False
+        ).fit(matrix, y),
+    }
+    predictor = PhonePricePredictor(base_models=models, feature_columns=list(features.columns))
+    rows = build_features(NUMBERS).to_numpy(dtype=np.float32)
+    expected = np.column_stack(
+        [
+            models["xgboost"].predict(xgboost.DMatrix(rows)),
+            models["lightgbm"].predict(rows),
+            models["catboost"].predict(rows),
+        ]
+    )
+    np.testing.assert_allclose(predictor.base_predictions(NUMBERS).to_numpy(), expected, rtol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,15 +28,24 @@ def make_results(**overrides) -> EvaluationResults:
         "split": "stratified",
         "y_true_log": y,
         "predictions_log": predictions,
+        # Boosters return importances as numpy floats.
         "feature_importances": {
-            "xgboost": {"pos_9": 5.0, "count_9": 3.0, "last4": 1.0},
-            "lightgbm": {"pos_9": 2.0, "good_pairs": 8.0},
+            "xgboost": {"pos_9": np.float32(5.0), "count_9": np.float32(3.0), "last4": 1.0},
+            "lightgbm": {"pos_9": np.float64(2.0), "good_pairs": np.float64(8.0)},
         },
         "optuna_histories": {
             "xgboost": [(0, 0.6), (1, 0.5), (2, 0.55)],
             "lightgbm": [(0, 0.7), (1, 0.45)],
         },
-        "config": {"preset": "quick", "trials": 3, "device": "cpu"},
+        "config": {
+            "preset": "quick",
+            "trials": 3,
+            "device": "cpu",
+            "folds": np.int64(5),
+            "weights": np.array([0.25, 0.75]),
+            "data": Path("numbers.csv"),
+            "missing": float("nan"),
+        },
         "other_splits": {"grouped": {"ensemble": regression_metrics(y, y + 0.5)}},
         "data_summary": ["Read 120 rows from demo.csv."],
     }
@@ -89,7 +99,15 @@ def test_json_tuning_and_importance(full_report):
     importance = document["feature_importance"]["lightgbm"]
     assert list(importance) == ["good_pairs", "pos_9"]
     assert importance["good_pairs"] == pytest.approx(0.8)
-    assert document["config"] == {"preset": "quick", "trials": 3, "device": "cpu"}
+    assert document["config"] == {
+        "preset": "quick",
+        "trials": 3,
+        "device": "cpu",
+        "folds": 5,
+        "weights": [0.25, 0.75],
+        "data": "numbers.csv",
+        "missing": None,
+    }
 
 
 def test_markdown_tables_and_plot_links(full_report):
