@@ -26,8 +26,9 @@ def fit_xgboost(
     runtime: Runtime,
     on_round: RoundCallback | None,
 ) -> FitOutcome:
-    import persistkit.xgboost
     import xgboost
+
+    import persistkit.xgboost
 
     full_params = {
         "objective": "reg:squarederror",
@@ -77,6 +78,7 @@ def fit_lightgbm(
     on_round: RoundCallback | None,
 ) -> FitOutcome:
     import lightgbm
+
     import persistkit.lightgbm
 
     full_params = {
@@ -133,6 +135,7 @@ def fit_catboost(
     on_round: RoundCallback | None,
 ) -> FitOutcome:
     import catboost
+
     import persistkit.catboost
 
     options: dict[str, Any] = {

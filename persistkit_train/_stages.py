@@ -21,7 +21,7 @@ import io
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -170,8 +170,11 @@ def run_split_stage(
 
         started = time.time()
         frame = pd.DataFrame({"number": numbers, "price": prices})
+        method: Literal["stratified", "grouped"] = (
+            "grouped" if config.split == "grouped" else "stratified"
+        )
         train_idx, test_idx = holdout_split(
-            frame, method=config.split, test_size=config.test_size, seed=config.seed
+            frame, method=method, test_size=config.test_size, seed=config.seed
         )
         groups = None
         if config.split == "grouped":

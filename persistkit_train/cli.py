@@ -1,7 +1,7 @@
 """Command line of persistkit-train: run, status, predict and demo-data.
 
 Exit codes: 0 success, 1 failure, 2 invalid input (arguments, data file, a store that
-holds another run), 3 stopped by the time budget (re-run the same command to resume).
+contains another run), 3 stopped by the time budget (re-run the same command to resume).
 """
 
 from __future__ import annotations

@@ -124,9 +124,9 @@ PRESETS: Mapping[str, TrainConfig] = {
         preset="quick",
         trials=10,
         folds=3,
-        max_rounds=400,
+        max_rounds=300,
         early_stopping_rounds=30,
-        learning_rate_range=(0.05, 0.25),
+        learning_rate_range=(0.05, 0.3),
     ),
 }
 

@@ -93,7 +93,11 @@ def run_training(
         data_name=os.path.basename(data_path),
         feature_version=str(FEATURE_VERSION),
     )
-    with CheckpointStore(store_url, storage_options=storage_options) as store:
+    # Two steps per key: the newest, and one to fall back to if the newest fails to verify.
+    retention = {"keep_last": 2}
+    with CheckpointStore(
+        store_url, storage_options=storage_options, retention=retention
+    ) as store:
         resumed = claim_store(store, fingerprint, restart=restart)
         if resumed:
             logger.info("%s", _("Resuming the run in {url}").format(url=store.url))

@@ -36,17 +36,17 @@ TINY_SETTINGS = (
 def real_data_path() -> pathlib.Path:
     """Return the path of the real numberdata.csv next to the repository.
 
-    ``PERSISTKIT_REAL_DATA`` overrides the search of ``shared/data`` in the parent
+    ``PERSISTKIT_TRAIN_DATA`` overrides the search of ``shared/data`` in the parent
     folders of the repository.
     """
-    override = os.environ.get("PERSISTKIT_REAL_DATA")
+    override = os.environ.get("PERSISTKIT_TRAIN_DATA")
     if override:
         return pathlib.Path(override)
     for folder in REPO_ROOT.parents:
         candidate = folder / "shared" / "data" / "numberdata.csv"
         if candidate.is_file():
             return candidate
-    pytest.fail("numberdata.csv not found in ../shared/data; set PERSISTKIT_REAL_DATA")
+    pytest.fail("numberdata.csv not found in ../shared/data; set PERSISTKIT_TRAIN_DATA")
 
 
 def child_environment() -> dict[str, str]:

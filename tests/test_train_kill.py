@@ -12,7 +12,6 @@ import pathlib
 import subprocess
 
 import pytest
-
 from _train_runs import (
     child_environment,
     cli_command,

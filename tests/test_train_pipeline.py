@@ -13,8 +13,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from _train_runs import real_data_path, reference_run, run_cli, stage_files, training_arguments
+
 from persistkit_train._device import ephemeral_store_warning
 from persistkit_train._fingerprint import RunFingerprint, describe_changes
 from persistkit_train._stages import stage_names
