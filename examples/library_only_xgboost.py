@@ -1,8 +1,9 @@
 """Resumable XGBoost training with the persistkit library alone.
 
-Kill this script at any moment (Ctrl-C, SIGKILL, a notebook timeout) and run it again:
-training continues from the last checkpoint in the store instead of from round 0, with
-the same early-stopping state, so the final booster matches an uninterrupted run.
+Kill this script at any moment (Ctrl-C, SIGKILL, a notebook timeout) and run it again.
+Training then continues from the last checkpoint in the store instead of from round 0.
+The early-stopping state is restored too, so the final booster matches an uninterrupted
+run.
 
     pip install "persistkit[xgboost]"
     python examples/library_only_xgboost.py [STORE_URL]

@@ -25,7 +25,7 @@ RoundCallback = Callable[[int, int], None]
 
 @dataclasses.dataclass(frozen=True)
 class Runtime:
-    """How fits run on this machine: device per model, threads, store and deadline."""
+    """Execution settings of the fits: device per model, threads, store and deadline."""
 
     store: Any
     devices: dict[str, str]

@@ -1,6 +1,6 @@
 """Stage records in the store and the three data stages: load, features and split.
 
-Store layout of one run (keys; each holds committed steps)::
+Store layout of one run (keys, each with its committed steps)::
 
     run/fingerprint                 settings, data SHA-256, feature version
     stages/<stage>                  output of a finished stage (skip marker on re-run)

@@ -1,9 +1,9 @@
 """Held-out evaluation and export: metrics, report, best_model.pkl and native models.
 
 The held-out rows are used here for the first time in a run. The export stage commits
-every exported file to the store under ``stages/export``, and each run writes them to
-the output folder from there, so a finished run restored in a new session (for example a
-new Kaggle notebook session) gets its files back without training again.
+every exported file to the store under ``stages/export``. Each run writes the files to
+the output folder from there, so re-running a finished run in a new session (a new Kaggle
+notebook session, for example) restores them without training again.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
-    """How a call of :func:`run_training` ended.
+    """Result of one :func:`run_training` call.
 
     Attributes:
         completed: False when the time budget stopped the run; re-running resumes it.
@@ -70,7 +70,7 @@ def run_training(
     """Run or resume the whole pipeline with the store at ``store_url``.
 
     Raises:
-        persistkit_train._fingerprint.RunMismatchError: The store holds a run with other
+        persistkit_train._fingerprint.RunMismatchError: The store contains a run with other
             settings or data and ``restart`` is False.
         persistkit_train.data.DataError: The CSV is empty, not CSV or lacks a column.
     """

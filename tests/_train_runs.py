@@ -1,8 +1,8 @@
 """Helpers for the persistkit-train end-to-end tests: CLI subprocesses and a shared run.
 
-The tests train on the real data set with a tiny configuration (3 trials per model,
-2 folds, at most 60 rounds, one thread, no subsampling) so that one run takes about
-ten seconds on a 2-core machine and its results are deterministic.
+The tests train on the real data set with a tiny configuration: 3 trials per model,
+2 folds, at most 60 rounds, one thread and no subsampling. One run takes 10 to 30 seconds
+on a 2-core machine, and its results are deterministic.
 """
 
 from __future__ import annotations

@@ -291,3 +291,20 @@ def test_meta_learner_prefers_the_better_blend() -> None:
     assert meta.weights[1] > 0.8
     assert abs(meta.weights[0]) < 0.1
     assert meta.cv_scores[meta.kind] > meta.cv_scores["mean"]
+
+
+def test_exported_model_reproduces_evaluation(
+    reference: tuple[pathlib.Path, pathlib.Path],
+) -> None:
+    from persistkit_train._stages import decode_array
+    from persistkit_train.predictor import PhonePricePredictor
+
+    store, output = reference
+    numbers = json.loads(stage_files(str(store), "load")["numbers.json"])["number"]
+    test_rows = json.loads(stage_files(str(store), "split")["split.json"])["test"]
+    evaluated = decode_array(stage_files(str(store), "evaluate")["predictions.npy"])
+    predictor = PhonePricePredictor.load(output / "best_model.pkl")
+
+    predicted = predictor.predict_log([numbers[row] for row in test_rows])
+
+    np.testing.assert_allclose(predicted, evaluated[:, -1], rtol=0, atol=1e-9)
