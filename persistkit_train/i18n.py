@@ -111,7 +111,8 @@ def active_language() -> str:
 def use_language(language: str) -> Iterator[str]:
     """Switch to ``language`` inside a ``with`` block and restore the previous one after.
 
-    The report uses it to draw English plot labels when no Thai font is available.
+    A caller draws English plot labels inside it when :func:`configure_matplotlib_font`
+    returns False.
     The switch is process-wide, so other threads see it too while the block runs.
     """
     previous = _active_language
@@ -126,7 +127,7 @@ def format_number(value: float, digits: int = 0) -> str:
     """Format ``value`` with thousands separators and ``digits`` decimals.
 
     Thai and English both group digits with "," and use "." as the decimal mark
-    (CLDR number symbols for ``th`` and ``en``), and Thai text uses Arabic digits.
+    (CLDR number symbols for ``th`` and ``en``). Both use Arabic digits, not Thai digits.
     NaN and infinities come back as "nan", "inf" and "-inf".
     """
     if not math.isfinite(value):
