@@ -118,7 +118,7 @@ def test_missing_font_returns_false_with_warning(
     assert list(matplotlib.rcParams["font.family"]) == families_before
 
 
-def test_missing_font_warning_is_thai_in_thai(
+def test_missing_font_warning_in_thai(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(_thai_font, "bundled_font_path", lambda: tmp_path / "absent.ttf")
