@@ -4,7 +4,7 @@
 ``every_rounds``, ``every_seconds`` and ``deadline``. It saves the full booster (model
 text), the rounds done, the evaluation history and the early-stopping state. A rerun
 with the same parameters and data trains only the missing rounds and returns a booster
-with the ``best_iteration`` and ``best_score`` of an uninterrupted run; the history
+with the ``best_iteration`` and ``best_score`` of an uninterrupted run. The full history
 goes into ``evals_result`` and into any ``lightgbm.record_evaluation`` callback.
 
 Early stopping (``early_stopping_round`` and its aliases, or a
@@ -21,8 +21,13 @@ constructed before.
 Exactness: without ``bagging_fraction``/``bagging_freq``, ``feature_fraction`` or
 ``feature_fraction_bynode`` below 1, the resumed booster predicts like an uninterrupted
 one. With them, LightGBM re-seeds its generators when training continues, so later
-rounds sample other rows or features; the difference is measured in the tests and a
-warning is logged before resuming.
+rounds sample other rows or features, and a warning is logged before resuming.
+Measured with the data of tests/adapter_child.py: 220 training rows, target standard
+deviation 2.5, resumed at round 5 of a run that early-stops near round 22. There
+``bagging_fraction=0.7`` changed validation predictions by 0.44 on average (max 1.14)
+and the best validation l2 by +3%; ``feature_fraction=0.7`` by 0.31 (max 0.96) and -3%.
+Another ``seed`` changes the uninterrupted run by 0.36 to 0.48 on average (max 1.06
+to 1.30) and the best l2 by up to 14%.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ lgb = import_optional("lightgbm", "lightgbm")
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointCallback", "RunStatus", "fit", "train"]
+__all__ = ["CheckpointCallback", "EarlyStoppingState", "RunStatus", "fit", "train"]
 
 MODEL_FILE = "model.txt"
 _ES_PARAM_NAMES = ("early_stopping_round", "early_stopping_rounds", "n_iter_no_change")
@@ -56,8 +61,14 @@ class CheckpointCallback:
     It runs after LightGBM's own callbacks (``order = 40``). When it is given
     ``early_stopping``, it applies the rule itself and raises
     ``lightgbm.callback.EarlyStopException`` the way LightGBM does. :func:`train` sets it
-    up; callers of ``lightgbm.train`` pass ``init_model=cb.resume_model()`` and
-    ``num_boost_round=cb.remaining_rounds(total)``.
+    up; callers of ``lightgbm.train`` resume like this (without LightGBM's own early
+    stopping, and knowing that ``init_model`` writes an ``init_score`` into the Dataset)::
+
+        cb = CheckpointCallback(store=store, key="lgbm/run", every_rounds=50,
+                                early_stopping=EarlyStoppingState(stopping_rounds=50))
+        booster = lightgbm.train(params, train_set, cb.remaining_rounds(1000),
+                                 valid_sets=[valid_set], init_model=cb.resume_model(),
+                                 callbacks=[cb])
 
     Args:
         store: Checkpoint store.
@@ -85,6 +96,7 @@ class CheckpointCallback:
         self.status = RunStatus.COMPLETED
         self.history: dict[str, dict[str, list[float]]] = collections.OrderedDict()
         self.model: Any = None
+        self.saved_rounds = 0
         self._timer = _boosting.SaveTimer()
         self._loaded: tuple[Any, dict[str, Any]] | bool | None = False
 
@@ -93,7 +105,7 @@ class CheckpointCallback:
         """Return ``(booster, state)`` from the newest checkpoint, or ``None``.
 
         The first call reads the store and later calls return the same result, unless
-        ``step`` picks another checkpoint or ``fresh=True`` forgets it (train from round 0).
+        ``step`` picks another checkpoint or ``fresh=True`` drops it (train from round 0).
 
         Raises:
             FingerprintMismatchError: If the checkpoint has another fingerprint.
@@ -172,6 +184,7 @@ class CheckpointCallback:
             step=rounds,
             metadata={"fingerprint": self.fingerprint, "rounds": rounds},
         )
+        self.saved_rounds = rounds
         self._timer.reset()
 
     def _deadline_stop(self, env: Any) -> Exception:
@@ -195,7 +208,7 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
         The booster, with ``persistkit_status`` set to a :class:`RunStatus`.
 
     Raises:
-        FingerprintMismatchError: If ``key`` holds a run with other params or data.
+        FingerprintMismatchError: If ``key`` contains a run with other params or data.
         ValueError: If a Dataset's raw data was freed and it must be copied.
     """
     params, callbacks_list, es = split_early_stopping(dict(params), list(callbacks or []))
@@ -207,7 +220,7 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
     loaded = checkpoint.load()
 
     if loaded is not None and is_complete(loaded[1], num_boost_round):
-        logger.info("Checkpoint %r holds a finished run (%d rounds); returning it.",
+        logger.info("Checkpoint %r contains a finished run (%d rounds); returning it.",
                     key, loaded[1]["rounds"])
         booster = _finished_booster(loaded[0], loaded[1])
         _publish_history(checkpoint.history, _recorders(callbacks_list), evals_result)
@@ -226,10 +239,9 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
         callbacks=[*(cb for cb in callbacks_list if cb not in recorders), checkpoint],
     )
     _publish_history(checkpoint.history, recorders, evals_result)
+    _boosting.flush_store(store, key)
     if checkpoint.status is RunStatus.STOPPED_BY_DEADLINE and deadline is not None:
-        store.flush()
-        _boosting.log_deadline_stop(store, key, booster.current_iteration(), deadline)
-    store.flush()
+        _boosting.log_deadline_stop(store, key, checkpoint.saved_rounds, deadline)
     return _boosting.mark_status(booster, checkpoint.status)
 
 
@@ -240,7 +252,7 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
 
     Keyword arguments go to ``model.fit`` (``eval_set``, ``sample_weight``, ``callbacks``).
     Early stopping comes from the model's ``early_stopping_round`` or a
-    ``lightgbm.early_stopping`` callback. When the store holds a finished run, the last
+    ``lightgbm.early_stopping`` callback. When the store contains a finished run, the last
     segment is trained again from the checkpoint before it (from scratch when there is
     none), because a scikit-learn model can only be completed by ``fit``.
 
@@ -264,7 +276,7 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
     loaded = checkpoint.load()
     if loaded is not None and is_complete(loaded[1], n_total):
         earlier = [step for step in store.steps(key) if step < int(loaded[1]["rounds"])]
-        logger.info("Checkpoint %r holds a finished run; training again from step %s",
+        logger.info("Checkpoint %r contains a finished run; training again from step %s",
                     key, earlier[-1] if earlier else "0 (no earlier checkpoint)")
         loaded = checkpoint.load(step=earlier[-1] if earlier else None, fresh=not earlier)
     if loaded is not None:
@@ -281,7 +293,7 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
     # evals_result_ returns the dict that fit's own record_evaluation filled, which holds
     # only the rounds of this call; complete it in place.
     _publish_history(checkpoint.history, [], model.evals_result_)
-    store.flush()
+    _boosting.flush_store(store, key)
     return _boosting.mark_status(model, checkpoint.status)
 
 
@@ -290,7 +302,7 @@ def is_complete(state: Mapping[str, Any], num_boost_round: int) -> bool:
     if int(state["rounds"]) >= num_boost_round:
         return True
     es_state = state.get("early_stopping")
-    return bool(es_state) and bool(es_state.get("stopped"))
+    return bool(es_state and es_state.get("stopped"))
 
 
 def _finished_booster(booster: Any, state: Mapping[str, Any]) -> Any:
@@ -364,7 +376,8 @@ def _log_resume(key: str, rounds: int, num_boost_round: int, params: Mapping[str
         logger.warning(
             "Resuming %r at round %d of %d with sampling parameters %s: LightGBM re-seeds its "
             "generators when training continues, so later rounds sample other rows or "
-            "features than an uninterrupted run and predictions differ slightly.",
+            "features than an uninterrupted run; predictions change, in tests about as much "
+            "as with another seed.",
             key, rounds, num_boost_round, sampling)
     else:
         logger.info("Resuming %r at round %d of %d", key, rounds, num_boost_round)

@@ -8,7 +8,7 @@ ADAPTER is optuna, xgboost, lightgbm or catboost. KILL_POINT is one of:
 - ``first``: before the first checkpoint is committed (round 2, or the first trial);
 - ``mid``: in the middle (round 13, or when 3 trials are COMPLETE);
 - ``upload``: during the second checkpoint commit, after the payload is staged and
-  before the manifest is written;
+  before the manifest is written (the store commits in line in this mode);
 - ``end``: after the last round (or trial) and before the training call returns.
 
 The process kills itself with SIGKILL at that point, so no ``finally`` block, atexit
@@ -55,9 +55,10 @@ def arm_upload_kill(commit_number: int) -> None:
 
 
 def make_regression(seed: int = 0, rows: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Return noisy regression data on which early stopping ends each library before round 40."""
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(rows, 6))
-    target = 2.0 * features[:, 0] + np.sin(3 * features[:, 1]) + rng.normal(scale=0.3, size=rows)
+    target = 2.0 * features[:, 0] + np.sin(3 * features[:, 1]) + rng.normal(scale=1.5, size=rows)
     return features, target
 
 
@@ -203,7 +204,8 @@ def run_catboost(store: object, kill: str, options: dict) -> dict:
     import persistkit.catboost as pcat
 
     features, target = make_regression()
-    model = CatBoostRegressor(iterations=ROUNDS, depth=3, learning_rate=0.2, random_seed=3,
+    model = CatBoostRegressor(iterations=ROUNDS, depth=3, learning_rate=0.5, random_seed=3,
+                              early_stopping_rounds=8,
                               verbose=0, thread_count=1, train_dir=tempfile.mkdtemp(),
                               bootstrap_type="Bernoulli", subsample=0.8,
                               **options.get("params", {}))
@@ -244,7 +246,9 @@ def main() -> None:
 
     if kill == "upload":
         arm_upload_kill(commit_number=2)
-    store = CheckpointStore(store_dir)
+    # The background uploader coalesces pending saves, so on a busy machine a fast run
+    # can commit only once and never reach a second commit; commit in line instead.
+    store = CheckpointStore(store_dir, background=kill != "upload")
     result = RUNNERS[adapter](store, kill, options)
     store.close()
     with open(result_path, "w", encoding="utf-8") as result_file:
@@ -253,6 +257,20 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def run_in_process(adapter: str, options: dict | None = None) -> dict:
+    """Run an adapter uninterrupted in this process on a fresh in-memory store."""
+    import uuid
+
+    from persistkit import CheckpointStore
+
+    with CheckpointStore(f"memory://reference-{uuid.uuid4().hex}") as store:
+        return RUNNERS[adapter](store, "none", options or {})
+
+
+KILL_POINTS = ["mid", "upload"]
+SOAK_KILL_POINTS = ["first", "end"]
 
 
 def run_child(adapter: str, store_dir: str, kill: str = "none", options: dict | None = None,

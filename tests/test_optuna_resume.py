@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -12,13 +13,14 @@ from typing import Any
 
 import optuna
 import pytest
-from adapter_child import N_TRIALS, run_child
+from adapter_child import KILL_POINTS, N_TRIALS, SOAK_KILL_POINTS, run_child, run_in_process
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 import persistkit.optuna as popt
 from persistkit import CheckpointStore, Deadline
+from persistkit.errors import MissingDependencyError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 JOURNAL_KEY = "optuna/search/journal"
@@ -31,10 +33,8 @@ def store() -> Any:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    result = run_child("optuna", str(tmp_path_factory.mktemp("reference")))
-    assert result is not None
-    return result
+def reference() -> dict:
+    return run_in_process("optuna")
 
 
 def quadratic(trial: optuna.Trial) -> float:
@@ -48,7 +48,8 @@ def pull_journal(store: CheckpointStore, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kill_point", ["first", "mid", "upload", "end"])
+@pytest.mark.parametrize("kill_point", [
+    *KILL_POINTS, *(pytest.param(point, marks=pytest.mark.soak) for point in SOAK_KILL_POINTS)])
 def test_killed_search_resumes_exactly(tmp_path: Path, reference: dict, kill_point: str) -> None:
     assert run_child("optuna", str(tmp_path), kill_point) is None
     resumed = run_child("optuna", str(tmp_path))
@@ -60,8 +61,11 @@ def test_killed_search_resumes_exactly(tmp_path: Path, reference: dict, kill_poi
     assert resumed["status"] == "completed"
 
 
-def test_repeated_kills_keep_order(tmp_path: Path, reference: dict) -> None:
-    for kill_at in (1, 2, 2, 5):
+@pytest.mark.parametrize("kill_sequence", [
+    (1, 3), pytest.param((1, 2, 2, 5), marks=pytest.mark.soak)])
+def test_repeated_kills_keep_order(tmp_path: Path, reference: dict,
+                                   kill_sequence: tuple[int, ...]) -> None:
+    for kill_at in kill_sequence:
         killed = run_child("optuna", str(tmp_path), "mid", {"kill_at_complete": kill_at})
         assert killed is None
     resumed = run_child("optuna", str(tmp_path))
@@ -70,9 +74,9 @@ def test_repeated_kills_keep_order(tmp_path: Path, reference: dict) -> None:
     assert resumed["complete_params"] == reference["complete_params"]
     # A kill can come before the upload of the RUNNING trial, which then never shows up,
     # so up to one FAIL per kill, each with the dead-session reason.
-    failed = [reason for state, reason in zip(resumed["states"], resumed["fail_reasons"])
+    failed = [reason for state, reason in zip(resumed["states"], resumed["fail_reasons"], strict=True)
               if state == "FAIL"]
-    assert len(failed) <= 4
+    assert len(failed) <= len(kill_sequence)
     assert set(failed) <= {popt.DEAD_SESSION_REASON}
     assert resumed["states"].count("COMPLETE") == N_TRIALS
 
@@ -148,6 +152,14 @@ def test_uncaught_error_is_saved_then_raised(store: CheckpointStore) -> None:
     resumed = popt.load_study(store, "search")
 
     assert [trial.state for trial in resumed.trials] == [TrialState.FAIL]
+
+
+def test_old_journal_checkpoints_pruned(store: CheckpointStore) -> None:
+    study = popt.load_study(store, "search")
+    popt.optimize(study, quadratic, n_trials=4)
+
+    assert len(store.steps(JOURNAL_KEY)) == 3
+    assert store.latest_step(JOURNAL_KEY) == 8
 
 
 def test_journal_opens_with_plain_optuna(store: CheckpointStore, tmp_path: Path) -> None:
@@ -246,11 +258,10 @@ def test_trial_key_shared_with_retry(store: CheckpointStore) -> None:
 
 def test_trial_booster_continues_after_kill(tmp_path: Path) -> None:
     options = {"boost": True, "kill_at_complete": 2}
-    reference = run_child("optuna", str(tmp_path / "reference"), "none", {"boost": True})
+    reference = run_in_process("optuna", {"boost": True})
     assert run_child("optuna", str(tmp_path / "killed"), "mid", options) is None
     resumed = run_child("optuna", str(tmp_path / "killed"), "none", {"boost": True})
 
-    assert reference is not None
     assert resumed is not None
     # Checkpoints are every 5 rounds, and the child flushes before it kills at round 13.
     assert "Resuming 'optuna/search/trial-00002/xgb' at round 10 of 30" in resumed["log"]
@@ -261,3 +272,22 @@ def test_trial_booster_continues_after_kill(tmp_path: Path) -> None:
 def test_study_from_elsewhere_rejected() -> None:
     with pytest.raises(ValueError, match="load_study"):
         popt.optimize(optuna.create_study(), quadratic, n_trials=1)
+
+
+def test_missing_optuna_names_extra(store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'persistkit\[optuna\]'"):
+        popt.load_study(store, "search")
+
+
+def test_study_callback_with_plain_optimize(store: CheckpointStore) -> None:
+    study = popt.load_study(store, "search")
+    callback = popt.StudyCheckpointCallback(deadline=Deadline(seconds=-1))
+    study.optimize(quadratic, n_trials=5, callbacks=[callback])
+    resumed = popt.load_study(store, "search")
+
+    assert callback.status is popt.RunStatus.STOPPED_BY_DEADLINE
+    assert len(study.trials) == 1
+    assert len(resumed.trials) == 1
+    assert resumed.trials[0].state == TrialState.COMPLETE
