@@ -23,11 +23,9 @@ DPI = 110
 TOP_FEATURES = 20
 
 
-def configure_font() -> None:
-    """Select a font that can draw Thai text, when the i18n module provides the helper."""
-    configure = getattr(i18n, "configure_matplotlib_font", None)
-    if configure is not None:
-        configure()
+def configure_font() -> bool:
+    """Select a font that can draw Thai text and return False when none is installed."""
+    return i18n.configure_matplotlib_font()
 
 
 def _new_figure(width: float, height: float) -> Any:

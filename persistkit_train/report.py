@@ -111,18 +111,21 @@ def write_report(out_dir: Path, results: EvaluationResults, *, lang: str = "en")
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    i18n.activate(lang)
-    _plots.configure_font()
-
-    metrics = results.metrics()
-    plots = _write_plots(out_dir, results)
-    json_path = out_dir / "report.json"
-    json_path.write_text(
-        json.dumps(_json_document(results, metrics, plots, lang), indent=2, allow_nan=False) + "\n",
-        encoding="utf-8",
-    )
-    markdown_path = out_dir / "report.md"
-    markdown_path.write_text(_markdown(results, metrics, plots), encoding="utf-8")
+    with i18n.use_language(lang):
+        # Without a font that has Thai glyphs, Thai labels would draw as empty boxes, so
+        # the plots fall back to English while the Markdown stays in the chosen language.
+        plot_language = lang if _plots.configure_font() or lang == "en" else "en"
+        metrics = results.metrics()
+        with i18n.use_language(plot_language):
+            plots = _write_plots(out_dir, results)
+        json_path = out_dir / "report.json"
+        json_path.write_text(
+            json.dumps(_json_document(results, metrics, plots, lang), indent=2, allow_nan=False)
+            + "\n",
+            encoding="utf-8",
+        )
+        markdown_path = out_dir / "report.md"
+        markdown_path.write_text(_markdown(results, metrics, plots), encoding="utf-8")
     logger.info("Wrote evaluation report to %s", out_dir)
     return [markdown_path, json_path, *plots.values()]
 

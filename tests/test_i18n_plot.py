@@ -151,3 +151,29 @@ def test_bundled_font_ships_with_license() -> None:
     assert _thai_font.covers_thai(font)
     assert "SIL OPEN FONT LICENSE Version 1.1" in license_text
     assert "Copyright 2016 Google Inc." in license_text
+
+
+def test_report_without_thai_font_plots_english(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Simulates a machine with neither the bundled font nor an installed Thai font.
+    from test_train_report import make_results
+
+    from persistkit_train import report
+
+    monkeypatch.setattr(_thai_font, "bundled_font_path", lambda: tmp_path / "absent.ttf")
+    without_thai = [
+        entry
+        for entry in font_manager.fontManager.ttflist
+        if not _thai_font.covers_thai(Path(entry.fname))
+    ]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", without_thai)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = report.write_report(tmp_path / "out", make_results(), lang="th")
+
+    markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert any("\u0e00" <= char <= "\u0e7f" for char in markdown)
+    assert all(path.exists() for path in paths)
+    assert i18n.active_language() == "en"
