@@ -1,0 +1,335 @@
+"""The kill-matrix loop: run a target, SIGKILL it at seeded moments, re-run, check, compare.
+
+One *round* starts from an empty store and output folder. The harness starts the target,
+kills its whole process group after a delay drawn from a seeded random generator, checks
+the store, and starts the target again, until an attempt completes. The completed round's
+artefacts are then compared with those of a reference run that was never killed. Rounds
+repeat until the requested number of kills is reached.
+
+The seed fixes the kill delays, not the program state at each delay, which also depends
+on machine load: a failing schedule replays with the same ``--seed`` (or the exact
+``--delays``), and reproduces most reliably on the machine it failed on.
+
+Layout of the work folder::
+
+    WORKDIR/TARGET/reference/{store,out,attempt-000.log}
+    WORKDIR/TARGET/round-000/{store,out,attempt-000.log,attempt-001.log,...}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from persistkit.testing._artefacts import ArtefactRule, compare_artefacts
+from persistkit.testing._killchecks import (
+    StoreCheck,
+    StoreSnapshot,
+    check_store,
+    describe_snapshot,
+)
+
+__all__ = ["Attempt", "KillMatrix", "MatrixResult", "RoundResult", "Target"]
+
+logger = logging.getLogger(__name__)
+
+# Where the package containing ``persistkit`` lives, so target subprocesses import the
+# same code as the harness even when persistkit is not installed.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+# Rounds in a row that end before any kill after which the matrix stops: the target then
+# finishes faster than the kill window, and more rounds would not reach the kill count.
+_MAX_ROUNDS_WITHOUT_KILL = 3
+
+
+@dataclass(frozen=True)
+class Target:
+    """A command the kill matrix runs, kills and re-runs.
+
+    Attributes:
+        name: short name used in folder names, reports and seeds.
+        argv: the command. ``{store}`` is replaced by the store URL and ``{out}`` by the
+            output folder, where the target writes its artefacts and optional logs.
+        artefacts: which output files must match the reference run, and how.
+        timeout_s: seconds one attempt may run before it counts as hung.
+        min_delay_s: earliest kill after start, in seconds (for example to skip imports).
+        deletable_keys: regular expression of keys the target may delete as a whole.
+        env: extra environment variables for the command.
+        max_attempts: attempts per round before the round fails as making no progress.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    artefacts: tuple[ArtefactRule, ...]
+    timeout_s: float = 600.0
+    min_delay_s: float = 0.0
+    deletable_keys: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    max_attempts: int = 40
+
+    def command(self, *, store_url: str, output_dir: Path) -> list[str]:
+        """Return ``argv`` with the placeholders filled in."""
+        return [part.format(store=store_url, out=output_dir) for part in self.argv]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One start of the target within a round."""
+
+    index: int
+    delay_s: float | None  # planned kill delay; None when the attempt runs to completion
+    killed: bool
+    exit_code: int | None
+    duration_s: float
+    store_summary: str
+    problems: tuple[str, ...]
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One round: attempts from an empty store until the target completed, then the comparison."""
+
+    index: int
+    attempts: tuple[Attempt, ...]
+    comparison_problems: tuple[str, ...]
+    completed: bool
+
+    @property
+    def kills(self) -> int:
+        """Number of attempts that were killed."""
+        return sum(attempt.killed for attempt in self.attempts)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem of the round, each prefixed with the attempt it belongs to."""
+        found = [
+            f"round {self.index} attempt {attempt.index}: {problem}"
+            for attempt in self.attempts
+            for problem in attempt.problems
+        ]
+        found.extend(f"round {self.index} final artefacts: {p}" for p in self.comparison_problems)
+        if not self.completed:
+            found.append(f"round {self.index}: the target never completed; see its attempt logs.")
+        return found
+
+
+@dataclass(frozen=True)
+class MatrixResult:
+    """The result of a kill matrix on one target."""
+
+    target: str
+    seed: int
+    reference_duration_s: float
+    rounds: tuple[RoundResult, ...]
+    reference_problems: tuple[str, ...] = ()
+    duration_s: float = 0.0
+
+    @property
+    def kills(self) -> int:
+        """Total number of kills over all rounds."""
+        return sum(round_.kills for round_ in self.rounds)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem found, the reference run's first."""
+        found = [f"reference run: {problem}" for problem in self.reference_problems]
+        for round_ in self.rounds:
+            found.extend(round_.problems)
+        return found
+
+    @property
+    def ok(self) -> bool:
+        """Whether no problem was found."""
+        return not self.problems
+
+    @property
+    def delays(self) -> list[float]:
+        """The kill delays of every killed attempt, in order, for replaying with ``--delays``."""
+        return [
+            attempt.delay_s
+            for round_ in self.rounds
+            for attempt in round_.attempts
+            if attempt.killed and attempt.delay_s is not None
+        ]
+
+
+StoreUrlFactory = Callable[[Path], str]
+
+
+def local_store_url(run_dir: Path) -> str:
+    """Return the default store URL of a run: a local folder inside the run folder."""
+    return str(run_dir / "store")
+
+
+@dataclass
+class KillMatrix:
+    """Runs the kill matrix of one target.
+
+    Args:
+        target: what to run.
+        workdir: folder for stores, outputs and logs (see the module docstring).
+        seed: seed of the kill delays.
+        kills: minimum number of kills; rounds repeat until it is reached.
+        max_kills_per_round: after this many kills a round's next attempt runs to completion.
+        delays: explicit kill delays in seconds, used in order before seeded ones (replay).
+        store_url: makes the store URL of a run from its folder; local folder by default.
+        storage_options: passed to the store when the harness inspects it.
+    """
+
+    target: Target
+    workdir: Path
+    seed: int = 0
+    kills: int = 10
+    max_kills_per_round: int = 5
+    delays: Sequence[float] = ()
+    store_url: StoreUrlFactory = local_store_url
+    storage_options: Mapping[str, object] | None = None
+
+    def run(self) -> MatrixResult:
+        """Run the reference, then rounds of kills until ``kills`` is reached."""
+        started = time.monotonic()
+        rng = random.Random(f"{self.seed}/{self.target.name}")
+        replay = list(self.delays)
+
+        reference_dir = self.workdir / self.target.name / "reference"
+        reference = self._run_attempt(reference_dir, 0, delay_s=None)
+        reference_check = self._check(reference_dir, {})
+        reference_problems = list(reference.problems) + list(reference_check.problems)
+        if reference.exit_code != 0:
+            reference_problems.append(
+                f"the uninterrupted run exited with {reference.exit_code}; see {reference.log_path}."
+            )
+            return MatrixResult(self.target.name, self.seed, reference.duration_s, (),
+                                tuple(reference_problems), time.monotonic() - started)
+        window = (self.target.min_delay_s, max(reference.duration_s, self.target.min_delay_s))
+        logger.info("kill matrix %s: reference run took %.2f s", self.target.name, reference.duration_s)
+
+        rounds: list[RoundResult] = []
+        total_kills = 0
+        rounds_without_kill = 0
+        while total_kills < self.kills and rounds_without_kill < _MAX_ROUNDS_WITHOUT_KILL:
+            round_ = self._run_round(len(rounds), rng, replay, window, reference_dir / "out")
+            rounds.append(round_)
+            total_kills += round_.kills
+            rounds_without_kill = 0 if round_.kills else rounds_without_kill + 1
+            if not round_.completed:
+                break
+        return MatrixResult(self.target.name, self.seed, reference.duration_s, tuple(rounds),
+                            tuple(reference_problems), time.monotonic() - started)
+
+    def _run_round(
+        self,
+        index: int,
+        rng: random.Random,
+        replay: list[float],
+        window: tuple[float, float],
+        reference_out: Path,
+    ) -> RoundResult:
+        run_dir = self.workdir / self.target.name / f"round-{index:03d}"
+        attempts: list[Attempt] = []
+        snapshot: StoreSnapshot = {}
+        kills = 0
+        completed = False
+        for attempt_index in range(self.target.max_attempts):
+            delay: float | None = None
+            if kills < self.max_kills_per_round:
+                delay = replay.pop(0) if replay else rng.uniform(*window)
+            attempt = self._run_attempt(run_dir, attempt_index, delay_s=delay)
+            check = self._check(run_dir, snapshot)
+            snapshot = check.snapshot
+            attempt = _with_check(attempt, check.problems, describe_snapshot(snapshot))
+            attempts.append(attempt)
+            kills += attempt.killed
+            if not attempt.killed:
+                completed = attempt.exit_code == 0
+                break
+        comparison: list[str] = []
+        if completed:
+            comparison = compare_artefacts(reference_out, run_dir / "out", self.target.artefacts)
+        return RoundResult(index, tuple(attempts), tuple(comparison), completed)
+
+    def _check(self, run_dir: Path, previous: StoreSnapshot) -> StoreCheck:
+        return check_store(
+            self.store_url(run_dir),
+            output_dir=run_dir / "out",
+            previous=previous,
+            deletable_keys=self.target.deletable_keys,
+            storage_options=self.storage_options,
+        )
+
+    def _run_attempt(self, run_dir: Path, index: int, *, delay_s: float | None) -> Attempt:
+        output_dir = run_dir / "out"
+        output_dir.mkdir(parents=True, exist_ok=True)
+        log_path = run_dir / f"attempt-{index:03d}.log"
+        command = self.target.command(store_url=self.store_url(run_dir), output_dir=output_dir)
+        env = _child_environment(self.target.env)
+
+        started = time.monotonic()
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                command, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+            killed, exit_code, problems = _wait_or_kill(process, delay_s, self.target.timeout_s)
+        duration = time.monotonic() - started
+        if not killed and exit_code != 0 and not problems:
+            problems.append(f"the target exited with {exit_code}; see {log_path}: {_tail(log_path)}")
+        logger.debug("%s attempt %d: delay %s killed %s exit %s in %.2f s",
+                     run_dir, index, delay_s, killed, exit_code, duration)
+        return Attempt(index, delay_s, killed, exit_code, duration, "", tuple(problems), log_path)
+
+
+def _wait_or_kill(
+    process: subprocess.Popen[bytes], delay_s: float | None, timeout_s: float
+) -> tuple[bool, int | None, list[str]]:
+    """Wait for ``process``; SIGKILL its process group after ``delay_s`` or ``timeout_s``."""
+    wait_s = timeout_s if delay_s is None else min(delay_s, timeout_s)
+    try:
+        return False, process.wait(timeout=wait_s), []
+    except subprocess.TimeoutExpired:
+        pass
+    _kill_group(process)
+    if delay_s is not None and delay_s <= timeout_s:
+        return True, process.returncode, []
+    return False, process.returncode, [f"the target did not finish within {timeout_s:.0f} s."]
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    # The target runs in its own session, so its process group id is its pid; killing the
+    # group also ends worker processes it started.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def _child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    python_path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + python_path if python_path else "")
+    env.update(extra)
+    return env
+
+
+def _with_check(attempt: Attempt, problems: Sequence[str], summary: str) -> Attempt:
+    return Attempt(attempt.index, attempt.delay_s, attempt.killed, attempt.exit_code,
+                   attempt.duration_s, summary, attempt.problems + tuple(problems),
+                   attempt.log_path)
+
+
+def _tail(path: Path, characters: int = 1500) -> str:
+    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    return text[-characters:]
+
+
+def python_module_argv(module: str, *args: str) -> tuple[str, ...]:
+    """Return the argv that runs ``python -m module args...`` with this interpreter."""
+    return (sys.executable, "-m", module, *args)
