@@ -14,7 +14,17 @@ from persistkit import errors
 
 __version__ = "0.1.0"
 
-__all__ = ["Checkpoint", "CheckpointStore", "Deadline", "__version__", "errors"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointStore",
+    "Deadline",
+    "Retention",
+    "Serializer",
+    "__version__",
+    "errors",
+    "pickled",
+    "register_serializer",
+]
 
 # Public name -> private module that defines it. Resolved on first access so that
 # a half-imported optional stack never breaks ``import persistkit``.
@@ -22,10 +32,16 @@ _LAZY_NAMES = {
     "Checkpoint": "persistkit._store",
     "CheckpointStore": "persistkit._store",
     "Deadline": "persistkit._deadline",
+    "Retention": "persistkit._retention",
+    "Serializer": "persistkit._serializers",
+    "pickled": "persistkit._serializers",
+    "register_serializer": "persistkit._serializers",
 }
 
 if TYPE_CHECKING:
     from persistkit._deadline import Deadline
+    from persistkit._retention import Retention
+    from persistkit._serializers import Serializer, pickled, register_serializer
     from persistkit._store import Checkpoint, CheckpointStore
 
 
