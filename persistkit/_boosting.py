@@ -1,0 +1,177 @@
+"""Pieces shared by the XGBoost, LightGBM and CatBoost adapters.
+
+Each boosting checkpoint is one store step per saved round, numbered by the rounds
+done so far, with two files::
+
+    <key>/<rounds done>/
+        model.ubj | model.txt | snapshot.cbsnapshot   the booster in its native format
+        state.json                                    rounds, evaluation history,
+                                                      early-stopping state, fingerprint
+
+The fingerprint also goes into the manifest metadata, so a run with other parameters
+or data is detected before any byte of the booster is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from persistkit._deadline import Deadline, RunStatus
+from persistkit.errors import CheckpointNotFoundError, FingerprintMismatchError
+
+if TYPE_CHECKING:
+    from persistkit._store import Checkpoint, CheckpointStore
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+STATE_FORMAT = 1
+STATUS_ATTR = "persistkit_status"
+
+# Parameters that choose where or how verbosely training runs, not what it computes,
+# so a run may resume with other values (a GPU run continued on a CPU, for example).
+_PLACEMENT_PARAMS = frozenset({
+    "verbosity", "verbose", "verbose_eval", "silent", "logging_level",
+    "nthread", "n_jobs", "num_threads", "thread_count",
+    "device", "device_type", "gpu_id", "gpu_platform_id", "gpu_device_id", "task_type",
+    "devices", "train_dir", "metric_period",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointPolicy:
+    """When a boosting callback saves: every ``every_rounds`` rounds and/or ``every_seconds``.
+
+    Whichever comes first triggers a save. With neither set, the callback saves only
+    when training ends or the deadline stops it.
+
+    Raises:
+        ValueError: If a value is not positive.
+    """
+
+    every_rounds: int | None = None
+    every_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.every_rounds is not None and (
+            not isinstance(self.every_rounds, int) or self.every_rounds < 1
+        ):
+            raise ValueError(f"every_rounds must be a positive integer, got {self.every_rounds!r}")
+        if self.every_seconds is not None and not self.every_seconds > 0:
+            raise ValueError(f"every_seconds must be positive, got {self.every_seconds!r}")
+
+    def due(self, rounds_done: int, seconds_since_save: float) -> bool:
+        """Return whether a checkpoint is due after ``rounds_done`` rounds."""
+        if self.every_rounds is not None and rounds_done % self.every_rounds == 0:
+            return True
+        return self.every_seconds is not None and seconds_since_save >= self.every_seconds
+
+
+def params_fingerprint(params: Mapping[str, Any] | None) -> str:
+    """Return a SHA-256 over the parameters that change what is trained."""
+    kept = {
+        str(name): value for name, value in (params or {}).items()
+        if name not in _PLACEMENT_PARAMS and not callable(value)
+    }
+    text = json.dumps(kept, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def data_fingerprint(*arrays: Any) -> str:
+    """Return a SHA-256 over array-like objects (shape, dtype and bytes of each)."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        if array is None:
+            digest.update(b"none;")
+            continue
+        values = np.ascontiguousarray(np.asarray(array))
+        if values.dtype == object:
+            digest.update(repr(values.tolist()).encode())
+        else:
+            digest.update(f"{values.shape}{values.dtype.str};".encode())
+            digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+def combine_fingerprints(**parts: str) -> dict[str, str]:
+    """Return the fingerprint record stored in the manifest metadata."""
+    return dict(sorted(parts.items()))
+
+
+def check_fingerprint(key: str, step: int, saved: Mapping[str, Any] | None,
+                      current: Mapping[str, str]) -> None:
+    """Raise if the saved fingerprint differs from the current one.
+
+    Raises:
+        FingerprintMismatchError: Naming each part (params, data) that differs.
+    """
+    if saved is None:
+        return
+    differing = sorted(part for part in current if saved.get(part) != current[part])
+    if differing:
+        raise FingerprintMismatchError(
+            f"The checkpoint {key!r} at step {step} was trained with other "
+            f"{' and '.join(differing)} than this run, so continuing it would build a "
+            "hybrid model. Use another key for the new run, or delete the old one with "
+            f"store.delete({key!r})."
+        )
+
+
+def load_latest(store: CheckpointStore, key: str) -> Checkpoint | None:
+    """Return the newest verified checkpoint of ``key``, or ``None`` when there is none."""
+    try:
+        return store.load(key)
+    except CheckpointNotFoundError:
+        return None
+
+
+def mark_status(model: Any, status: RunStatus) -> Any:
+    """Attach ``status`` to a returned model as ``model.persistkit_status``."""
+    setattr(model, STATUS_ATTR, status)
+    return model
+
+
+def log_deadline_stop(store: CheckpointStore, key: str, rounds: int, deadline: Deadline) -> None:
+    """Log that the deadline stopped training and how to resume."""
+    logger.warning(
+        "Stopped training by deadline after %d rounds (%s). The checkpoint is saved under "
+        "%r in %s; run the same code again to continue from round %d.",
+        rounds, deadline, key, store.url, rounds,
+    )
+
+
+class SaveTimer:
+    """Seconds since the last save, measured with a monotonic clock."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Return the seconds since construction or the last :meth:`reset`."""
+        return time.monotonic() - self._last
+
+    def reset(self) -> None:
+        """Restart the measurement."""
+        self._last = time.monotonic()
+
+
+def to_json_history(history: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, list[Any]]]:
+    """Return an evaluation history as plain dicts and lists of floats."""
+    return {
+        data: {metric: [_plain(score) for score in scores] for metric, scores in metrics.items()}
+        for data, metrics in history.items()
+    }
+
+
+def _plain(score: Any) -> Any:
+    if isinstance(score, (tuple, list)):
+        return [float(item) for item in score]
+    return float(score)

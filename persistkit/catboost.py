@@ -1,0 +1,234 @@
+"""Resumable CatBoost training through CatBoost's own snapshot file.
+
+CatBoost's snapshot holds the trees, the evaluation history, the early-stopping state
+and the random generator state, so a fit continued from it gives the same model as an
+uninterrupted one (also with ``subsample`` and Bernoulli or MVS bootstrap). :func:`fit`:
+
+1. loads the newest checkpoint of ``key`` whose SHA-256 checks pass (the store verifies
+   the manifest, and the snapshot is checked again against ``state.json``), and raises
+   :class:`~persistkit.errors.FingerprintMismatchError` when it was made with other
+   parameters or data;
+2. writes that snapshot into a fresh temporary folder, so a half-written snapshot left
+   by a killed process is never read;
+3. calls ``model.fit(..., save_snapshot=True, snapshot_file=<that file>)`` with a
+   callback that copies the snapshot to the store every ``every_rounds`` rounds (the
+   snapshot is then written every round) or each time CatBoost rewrites it
+   (``snapshot_interval=every_seconds``), and stops between rounds when the deadline
+   has passed;
+4. saves the final snapshot, so a rerun after a finished fit restores the same model.
+
+Checkpoint layout under ``key``, one step per saved iteration count::
+
+    snapshot.cbsnapshot   CatBoost snapshot, byte for byte
+    state.json            iteration count, SHA-256 of the snapshot, fingerprint
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+from persistkit import _boosting
+from persistkit._compat import import_optional
+from persistkit._deadline import Deadline, RunStatus
+from persistkit.errors import CorruptCheckpointError
+
+catboost = import_optional("catboost", "catboost")
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RunStatus", "SnapshotSyncCallback", "fingerprint", "fit"]
+
+SNAPSHOT_FILE = "snapshot.cbsnapshot"
+_OWNED_FIT_PARAMS = ("save_snapshot", "snapshot_file", "snapshot_interval")
+DEFAULT_SNAPSHOT_SECONDS = 600
+
+
+def fingerprint(model: Any, X: Any, y: Any = None, *, eval_set: Any = None,
+                sample_weight: Any = None) -> dict[str, str]:
+    """Return the params and data fingerprint stored with each snapshot."""
+    params = {name: value for name, value in model.get_params().items()
+              if name not in ("callbacks",)}
+    parts = [_data_digest(X), _data_digest(y), _data_digest(sample_weight)]
+    eval_sets = eval_set if isinstance(eval_set, list) else [eval_set]
+    for item in eval_sets:
+        if isinstance(item, tuple):
+            parts.extend(_data_digest(part) for part in item)
+        else:
+            parts.append(_data_digest(item))
+    return _boosting.combine_fingerprints(
+        params=_boosting.params_fingerprint(params),
+        data=hashlib.sha256("".join(parts).encode()).hexdigest(),
+    )
+
+
+class SnapshotSyncCallback:
+    """CatBoost callback (``after_iteration``) that copies the snapshot file to the store.
+
+    Args:
+        store: Checkpoint store.
+        key: Key of the checkpoint series.
+        snapshot_path: The ``snapshot_file`` given to ``fit``.
+        every_rounds: Copy every this many iterations (requires ``snapshot_interval=0``).
+        deadline: Stop training (CatBoost then writes a last snapshot) once it passed.
+        fingerprint: Stored with each copy.
+        first_step: Smallest step number to use, above any step already in the store.
+    """
+
+    def __init__(self, *, store: Any, key: str, snapshot_path: str,
+                 every_rounds: int | None = None, deadline: Deadline | None = None,
+                 fingerprint: Mapping[str, str] | None = None, first_step: int = 1) -> None:
+        self.store = store
+        self.key = key
+        self.snapshot_path = snapshot_path
+        self.every_rounds = every_rounds
+        self.deadline = deadline
+        self.fingerprint = dict(fingerprint or {})
+        self.status = RunStatus.COMPLETED
+        self.iterations = 0
+        self.first_iteration: int | None = None
+        self._next_step = first_step
+        self._synced_signature: tuple[int, int] | None = None
+
+    def after_iteration(self, info: Any) -> bool:
+        self.iterations = int(info.iteration)
+        if self.first_iteration is None:
+            self.first_iteration = self.iterations
+        if self.every_rounds is None or self.iterations % self.every_rounds == 0:
+            self.sync()
+        if self.deadline is not None and self.deadline.expired():
+            self.status = RunStatus.STOPPED_BY_DEADLINE
+            return False
+        return True
+
+    def mark_synced(self) -> None:
+        """Treat the snapshot file as it is now as already copied (it came from the store)."""
+        stat = os.stat(self.snapshot_path)
+        self._synced_signature = (stat.st_mtime_ns, stat.st_size)
+
+    def sync(self) -> bool:
+        """Copy the snapshot file to the store if it changed; return whether it did."""
+        try:
+            stat = os.stat(self.snapshot_path)
+        except FileNotFoundError:
+            return False
+        signature = (stat.st_mtime_ns, stat.st_size)
+        if signature == self._synced_signature:
+            return False
+        with open(self.snapshot_path, "rb") as snapshot_file:
+            snapshot = snapshot_file.read()
+        step = max(self.iterations, self._next_step)
+        state = {
+            "format": _boosting.STATE_FORMAT,
+            "library": f"catboost {catboost.__version__}",
+            "iterations": self.iterations,
+            "snapshot_sha256": hashlib.sha256(snapshot).hexdigest(),
+            "snapshot_size": len(snapshot),
+            "fingerprint": self.fingerprint,
+        }
+        self.store.save(self.key, {SNAPSHOT_FILE: snapshot, _boosting.STATE_FILE: state},
+                        step=step, metadata={"fingerprint": self.fingerprint})
+        self._synced_signature = signature
+        self._next_step = step + 1
+        return True
+
+
+def fit(model: Any, X: Any, y: Any = None, *, store: Any, key: str,
+        every_rounds: int | None = None, every_seconds: float | None = None,
+        deadline: Deadline | None = None, **fit_params: Any) -> Any:
+    """Fit a CatBoost model (``CatBoostRegressor``, ``CatBoostClassifier``, ``CatBoost``)
+    resumably; other keyword arguments go to ``model.fit``.
+
+    Args:
+        model: The CatBoost model; its parameters are part of the fingerprint.
+        X: Training features, or a ``Pool``.
+        y: Labels, unless ``X`` is a ``Pool``.
+        store: Checkpoint store.
+        key: Key of the snapshot series.
+        every_rounds: Copy the snapshot to the store every this many iterations.
+        every_seconds: Let CatBoost write its snapshot this often and copy each one;
+            600 s (CatBoost's default) when neither option is given.
+        deadline: Stop between iterations once it passed.
+        **fit_params: ``eval_set``, ``sample_weight``, ``cat_features``, ``callbacks``...
+
+    Returns:
+        ``model``, fitted, with ``persistkit_status`` set to a :class:`RunStatus`.
+
+    Raises:
+        FingerprintMismatchError: If ``key`` holds a snapshot of other params or data.
+        ValueError: If ``fit_params`` sets a snapshot option, which this function owns.
+    """
+    owned = sorted(set(_OWNED_FIT_PARAMS) & set(fit_params))
+    if owned:
+        raise ValueError(f"persistkit.catboost.fit manages {owned} itself; remove them.")
+    _boosting.CheckpointPolicy(every_rounds, every_seconds)
+    current = fingerprint(model, X, y, eval_set=fit_params.get("eval_set"),
+                          sample_weight=fit_params.get("sample_weight"))
+
+    folder = tempfile.mkdtemp(prefix="persistkit-catboost-")
+    try:
+        snapshot_path = os.path.join(folder, SNAPSHOT_FILE)
+        restored_step = _restore_snapshot(store, key, current, snapshot_path)
+        sync = SnapshotSyncCallback(
+            store=store, key=key, snapshot_path=snapshot_path, every_rounds=every_rounds,
+            deadline=deadline, fingerprint=current, first_step=(restored_step or 0) + 1)
+        if restored_step is not None:
+            sync.mark_synced()
+        interval = 0 if every_rounds is not None else int(every_seconds or DEFAULT_SNAPSHOT_SECONDS)
+        callbacks = [*(fit_params.pop("callbacks", None) or []), sync]
+        model.fit(X, y, save_snapshot=True, snapshot_file=snapshot_path,
+                  snapshot_interval=interval, callbacks=callbacks, **fit_params)
+        sync.sync()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    store.flush()
+    if sync.status is RunStatus.STOPPED_BY_DEADLINE and deadline is not None:
+        _boosting.log_deadline_stop(store, key, sync.iterations, deadline)
+    return _boosting.mark_status(model, sync.status)
+
+
+def _restore_snapshot(store: Any, key: str, current: Mapping[str, str], path: str) -> int | None:
+    """Write the newest verified snapshot of ``key`` to ``path``; return its step or ``None``."""
+    for step in reversed(store.steps(key)):
+        try:
+            checkpoint = store.load(key, step=step)
+        except CorruptCheckpointError as exc:
+            logger.warning("Skipping snapshot %r step %d: %s", key, step, exc)
+            continue
+        state = checkpoint.json(_boosting.STATE_FILE)
+        _boosting.check_fingerprint(key, step, checkpoint.metadata.get("fingerprint")
+                                    or state.get("fingerprint"), current)
+        snapshot = bytes(checkpoint.files[SNAPSHOT_FILE])
+        if (len(snapshot) != state["snapshot_size"]
+                or hashlib.sha256(snapshot).hexdigest() != state["snapshot_sha256"]):
+            logger.warning("Skipping snapshot %r step %d: its SHA-256 does not match "
+                           "state.json", key, step)
+            continue
+        with open(path, "wb") as snapshot_file:
+            snapshot_file.write(snapshot)
+        logger.info("Restored CatBoost snapshot %r step %d (%d iterations)",
+                    key, step, state["iterations"])
+        return step
+    return None
+
+
+def _data_digest(data: Any) -> str:
+    if data is None:
+        return "none"
+    if isinstance(data, catboost.Pool):
+        return _boosting.data_fingerprint(
+            [data.num_row(), data.num_col()], data.get_label(), data.get_weight())
+    if hasattr(data, "to_numpy") and hasattr(data, "columns"):
+        import pandas as pd
+
+        hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
+        return _boosting.data_fingerprint(hashed, list(map(str, data.columns)))
+    if hasattr(data, "to_numpy"):
+        return _boosting.data_fingerprint(data.to_numpy())
+    return _boosting.data_fingerprint(data)
