@@ -1,0 +1,89 @@
+"""Glue between the pipeline's outputs and the predictor and report modules."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from persistkit_train._models import FitOutcome
+from persistkit_train.i18n import _
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "best_model.pkl"
+
+
+def build_predictor(finals: dict[str, FitOutcome], meta: Any) -> Any:
+    """Return a PhonePricePredictor holding the final boosters and the meta-learner."""
+    from persistkit_train.predictor import PhonePricePredictor
+
+    return PhonePricePredictor(
+        models={model: finals[model].model for model in meta.models},
+        rounds={model: finals[model].rounds for model in meta.models},
+        weights=dict(zip(meta.models, meta.weights, strict=True)),
+        intercept=meta.intercept,
+    )
+
+
+def build_results(
+    data: Any,
+    tuned: dict[str, Any],
+    meta: Any,
+    evaluation: Any,
+    importances: dict[str, np.ndarray],
+    config: Any,
+) -> Any:
+    """Return the EvaluationResults that the report is written from."""
+    from persistkit_train.report import EvaluationResults
+
+    return EvaluationResults(
+        metrics=evaluation.metrics,
+        y_true_log=evaluation.y_true_log,
+        predictions=evaluation.predictions,
+        feature_importances={
+            model: dict(zip(data.feature_names, map(float, values), strict=True))
+            for model, values in importances.items()
+        },
+        optuna_histories={model: result.history for model, result in tuned.items()},
+        split_name=config.split,
+        config_summary={**config.fingerprint_fields(), "meta_learner": meta.kind},
+    )
+
+
+def load_predictor(*, store_url: str | None, model_path: str | None) -> Any:
+    """Load the predictor from ``model_path``, or from the export of a finished run.
+
+    Without either, the default local store is used.
+
+    Raises:
+        FileNotFoundError: The file is missing or the run in the store has no export yet.
+    """
+    from persistkit_train.predictor import PhonePricePredictor
+
+    if model_path is not None:
+        if not pathlib.Path(model_path).is_file():
+            raise FileNotFoundError(_("Model file {path} not found.").format(path=model_path))
+        return PhonePricePredictor.load(model_path)
+
+    from persistkit import CheckpointStore
+    from persistkit.errors import CheckpointNotFoundError
+    from persistkit_train.cli import DEFAULT_STORE
+
+    url = store_url or DEFAULT_STORE
+    with CheckpointStore(url, background=False) as store:
+        try:
+            payload = store.load("stages/export").files[MODEL_FILE]
+        except CheckpointNotFoundError as exc:
+            raise FileNotFoundError(
+                _("The store {url} has no exported model yet; finish the run with "
+                  "persistkit-train run --store {url} first.").format(url=store.url)
+            ) from exc
+    # The store verified the SHA-256 of this file against the manifest it wrote.
+    with tempfile.TemporaryDirectory(prefix="persistkit-predict-") as folder:
+        path = pathlib.Path(folder) / MODEL_FILE
+        path.write_bytes(payload)
+        return PhonePricePredictor.load(path)
