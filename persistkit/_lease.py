@@ -164,9 +164,10 @@ class WriterLease:
                 current.owner,
             )
         generation = 1 if current is None else current.generation + 1
-        if not self.storage.create_exclusive(
+        created = self.storage.create_exclusive(
             f"{self._dir}/{_generation_name(generation)}", self._payload(now)
-        ):
+        )
+        if not created and not self._is_own(generation):
             raise LeaseHeldError(
                 f"another writer acquired key {self.key!r} in {self.storage.url} at the same "
                 "time as this one; only one process may write a key"
@@ -175,6 +176,11 @@ class WriterLease:
         self.expires_at = now + self.ttl
         if current is not None:
             self.storage.delete_tree(f"{self._dir}/{_generation_name(current.generation)}")
+
+    def _is_own(self, generation: int) -> bool:
+        # A retried create whose first response was lost finds its own lease in place.
+        info = self._read(generation)
+        return info is not None and info.owner == self.owner
 
     def _write(self, generation: int, now: float) -> None:
         self.storage.write_bytes(f"{self._dir}/{_generation_name(generation)}", self._payload(now))

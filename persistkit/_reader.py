@@ -93,24 +93,27 @@ class StoreReader:
 
     def keys(self, prefix: str = "") -> list[str]:
         """Return every key with at least one committed step that starts with ``prefix``."""
+        return [key for key in self.key_paths(prefix) if self.steps(key)]
+
+    def key_paths(self, prefix: str = "") -> list[str]:
+        """Return every directory starting with ``prefix`` that holds persistkit entries.
+
+        Unlike :meth:`keys`, this includes keys that have only partial writes or a lease.
+        """
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         if base:
             validate_key(base)
         found: list[str] = []
-        self._collect_keys(base, found)
+        self._collect_key_paths(base, found)
         return sorted(key for key in found if key.startswith(prefix))
 
-    def _collect_keys(self, path: str, found: list[str]) -> None:
+    def _collect_key_paths(self, path: str, found: list[str]) -> None:
         names = self.storage.list_dir(path)
-        if path and any(
-            parse_step_dir(name) is not None
-            and self.storage.exists(f"{path}/{name}/{MANIFEST_NAME}")
-            for name in names
-        ):
+        if path and any(name.startswith("_") for name in names):
             found.append(path)
         for name in names:
             if is_key_part(name):
-                self._collect_keys(f"{path}/{name}" if path else name, found)
+                self._collect_key_paths(f"{path}/{name}" if path else name, found)
 
     def partial_writes(self, key: str) -> list[str]:
         """Return the names of the key's staging directories and steps without a manifest."""

@@ -11,7 +11,8 @@ name                    accepts                                      format
 ``pickle``              values wrapped with :func:`pickled`          pickle
 ``xgboost-ubj``         ``xgboost.Booster``                          UBJSON
 ``lightgbm-text``       ``lightgbm.Booster``                         model text
-``catboost-cbm``        CatBoost, CatBoostClassifier/Regressor/...   .cbm
+``catboost-*cbm``       CatBoost and its Classifier, Regressor and   .cbm
+                        Ranker classes, one name per class
 ``joblib``              scikit-learn estimators and the scikit-learn joblib
                         wrappers of XGBoost and LightGBM
 ``json``                dict, list, str, int, float, bool, None      UTF-8 JSON
@@ -27,7 +28,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -111,34 +114,55 @@ def _loads_lightgbm(data: bytes) -> Any:
     return lightgbm.Booster(model_str=data.decode("utf-8"))
 
 
-_CATBOOST_CLASSES = ("CatBoost", "CatBoostClassifier", "CatBoostRegressor", "CatBoostRanker")
+# CatBoost model class -> serializer name. A .cbm file does not record which wrapper
+# class saved it, so each class gets its own name and loads back as that class.
+_CATBOOST_SERIALIZERS = {
+    "CatBoost": "catboost-cbm",
+    "CatBoostClassifier": "catboost-classifier-cbm",
+    "CatBoostRegressor": "catboost-regressor-cbm",
+    "CatBoostRanker": "catboost-ranker-cbm",
+}
 
 
-def _catboost_class_name(model: Any) -> str:
-    for module, name in _class_names(model):
-        if module.startswith("catboost") and name in _CATBOOST_CLASSES:
-            return name
-    raise TypeError(f"{type(model).__qualname__} is not a CatBoost model")
+def _is_catboost_class(value: Any, class_name: str) -> bool:
+    # The most derived CatBoost class decides, so a CatBoostRegressor is not stored as
+    # its base class CatBoost.
+    for module, name in _class_names(value):
+        in_catboost = module == "catboost" or module.startswith("catboost.")
+        if in_catboost and name in _CATBOOST_SERIALIZERS:
+            return name == class_name
+    return False
 
 
 def _dumps_catboost(model: Any) -> bytes:
-    # The .cbm stream does not record which wrapper class saved it, so a one-line JSON
-    # header names the class to rebuild: {"class": "CatBoostRegressor"}\n<cbm bytes>.
-    buffer = io.BytesIO()
-    model.save_model(buffer, format="cbm")
-    header = json.dumps({"class": _catboost_class_name(model)}).encode("utf-8")
-    return header + b"\n" + buffer.getvalue()
+    # CatBoost's save_model writes only to a path (catboost 1.2), so go through a
+    # temporary file.
+    with tempfile.TemporaryDirectory(prefix="persistkit-catboost-") as directory:
+        path = os.path.join(directory, "model.cbm")
+        model.save_model(path, format="cbm")
+        with open(path, "rb") as file:
+            return file.read()
 
 
-def _loads_catboost(data: bytes) -> Any:
-    catboost = import_optional("catboost", "catboost")
-    header, _, body = data.partition(b"\n")
-    class_name = json.loads(header.decode("utf-8"))["class"]
-    if class_name not in _CATBOOST_CLASSES:
-        raise ValueError(f"unknown CatBoost class {class_name!r} in checkpoint file")
-    model = getattr(catboost, class_name)()
-    model.load_model(stream=io.BytesIO(body), format="cbm")
-    return model
+def _catboost_loader(class_name: str) -> Callable[[bytes], Any]:
+    def load(data: bytes) -> Any:
+        catboost = import_optional("catboost", "catboost")
+        model = getattr(catboost, class_name)()
+        model.load_model(blob=data)
+        return model
+
+    return load
+
+
+def _catboost_acceptor(class_name: str) -> Callable[[Any], bool]:
+    return lambda value: _is_catboost_class(value, class_name)
+
+
+def _catboost_serializers() -> list[Serializer]:
+    return [
+        Serializer(name, _catboost_acceptor(class_name), _dumps_catboost, _catboost_loader(class_name))
+        for class_name, name in _CATBOOST_SERIALIZERS.items()
+    ]
 
 
 def _accepts_joblib(value: Any) -> bool:
@@ -188,12 +212,7 @@ _REGISTRY: list[Serializer] = [
         _dumps_lightgbm,
         _loads_lightgbm,
     ),
-    Serializer(
-        "catboost-cbm",
-        lambda v: _from_library(v, "catboost", _CATBOOST_CLASSES),
-        _dumps_catboost,
-        _loads_catboost,
-    ),
+    *_catboost_serializers(),
     Serializer("joblib", _accepts_joblib, _dumps_joblib, _loads_joblib, unsafe=True),
     Serializer("json", _accepts_json, _dumps_json, lambda data: json.loads(data.decode("utf-8"))),
 ]

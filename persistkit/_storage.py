@@ -29,7 +29,7 @@ from typing import Any
 import fsspec
 from fsspec import AbstractFileSystem
 
-from persistkit._layout import STAGING_PREFIX
+from persistkit._layout import MANIFEST_NAME, STAGING_PREFIX
 from persistkit._urls import redact_text, redact_url
 from persistkit.errors import MissingDependencyError, StorageError, StoreConflictError
 
@@ -150,7 +150,15 @@ class LocalStorage(Storage):
             self.delete_tree(path)
 
     def delete_tree(self, path: str) -> None:
-        _remove_local_tree(self._local(path))
+        target = self._local(path)
+        if os.path.isdir(target) and not os.path.islink(target):
+            # Rename first, so that a crash during the removal leaves a staging directory
+            # that readers ignore instead of a step with some files missing.
+            parent = os.path.dirname(target)
+            doomed = os.path.join(parent, f"{STAGING_PREFIX}deleting-{uuid.uuid4().hex[:12]}")
+            os.rename(target, doomed)
+            target = doomed
+        _remove_local_tree(target)
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         # Write a private file first and hard-link it into place: link() fails when the
@@ -252,7 +260,9 @@ class ObjectStorage(Storage):
             self.fs.rm_file(self._full(manifest_path))
         for file_name, data in files.items():
             self.fs.pipe_file(self._full(_join(step_path, file_name)), data)
-        if not self.create_exclusive(manifest_path, manifest):
+        if not self.create_exclusive(manifest_path, manifest) and not self._holds(
+            manifest_path, manifest
+        ):
             raise StoreConflictError(
                 f"another writer committed {step_path!r} in {self.url} at the same time; "
                 "check that only one process writes this key"
@@ -260,9 +270,23 @@ class ObjectStorage(Storage):
         for path in delete_paths:
             self.delete_tree(path)
 
+    def _holds(self, path: str, data: bytes) -> bool:
+        # An earlier attempt whose response was lost may already have written these exact
+        # bytes; that is our own commit, not a conflict.
+        try:
+            return self.read_bytes(path) == data
+        except FileNotFoundError:
+            return False
+
     def delete_tree(self, path: str) -> None:
         full = self._full(path)
         self.fs.invalidate_cache(full)
+        # Remove a step's manifest before its payload, so that a crash during the
+        # removal leaves an uncommitted step rather than a committed one with files missing.
+        manifest = _join(full, MANIFEST_NAME)
+        with contextlib.suppress(FileNotFoundError):
+            if self.fs.isfile(manifest):
+                self.fs.rm_file(manifest)
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(full, recursive=True)
 
@@ -278,6 +302,8 @@ class ObjectStorage(Storage):
             if self.exists(path):
                 return False
             self.fs.pipe_file(full, data)
+        except (ConnectionError, TimeoutError):
+            raise
         except OSError:
             # Some S3-compatible stores (SeaweedFS) answer a failed If-None-Match with
             # EINVAL instead of 412; an existing object then means "already existed".

@@ -89,6 +89,8 @@ class CheckpointStore(StoreReader):
         lease_ttl: Seconds a writer lease stays valid without renewal. The store
             renews it on each save and while idle.
         max_attempts: Upload attempts per checkpoint before it counts as failed.
+        retry_delay: Seconds before the first retry of a failed upload; each further
+            retry doubles it, up to 30 s.
         filesystem: An fsspec filesystem instance to use; ``url`` is then the root path
             inside it.
     """
@@ -104,6 +106,7 @@ class CheckpointStore(StoreReader):
         writer_id: str | None = None,
         lease_ttl: float = DEFAULT_LEASE_TTL,
         max_attempts: int = 10,
+        retry_delay: float = 0.5,
         filesystem: AbstractFileSystem | None = None,
     ) -> None:
         super().__init__(open_storage(url, storage_options, filesystem=filesystem))
@@ -121,6 +124,7 @@ class CheckpointStore(StoreReader):
                 name=self.url,
                 max_pending_bytes=max_pending_bytes,
                 max_attempts=max_attempts,
+                initial_backoff=retry_delay,
                 idle_callback=self._renew_leases,
                 idle_interval=max(1.0, lease_ttl / 3),
             )

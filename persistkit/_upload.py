@@ -50,9 +50,12 @@ logger = logging.getLogger(__name__)
 def is_transient(error: BaseException) -> bool:
     """Return whether retrying could fix ``error``: timeouts, connection and I/O errors.
 
-    Errors that persistkit raises on purpose (conflicts, invalid names), missing files,
-    existing files and permission errors are permanent, except StorageError.
+    A StorageError that wraps a provider error is judged by that error. Other errors that
+    persistkit raises on purpose (conflicts, invalid names), missing files, existing files
+    and permission errors are permanent.
     """
+    if isinstance(error, StorageError) and error.__cause__ is not None:
+        return is_transient(error.__cause__)
     if isinstance(error, (TimeoutError, ConnectionError)):
         return True
     if isinstance(error, PersistkitError):
@@ -60,6 +63,14 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, (FileNotFoundError, FileExistsError, PermissionError)):
         return False
     return isinstance(error, OSError)
+
+
+def _describe_error(error: BaseException) -> str:
+    # The store wraps provider errors in StorageError with the key and step, which the
+    # log line already names; show the underlying error instead.
+    if isinstance(error, StorageError) and error.__cause__ is not None:
+        error = error.__cause__
+    return redact_text(f"{type(error).__name__}: {error}")
 
 
 @dataclass
@@ -294,7 +305,7 @@ class BackgroundUploader:
 
     def _handle_failure(self, job: UploadJob, error: Exception, attempt: int) -> bool:
         """Log a failed attempt; return whether to try again after the backoff."""
-        message = redact_text(f"{type(error).__name__}: {error}")
+        message = _describe_error(error)
         with self._condition:
             self._consecutive_failures += 1
             self._condition.notify_all()
@@ -367,8 +378,8 @@ def _flush_open_stores(*, close: bool) -> None:
                 store.close(timeout=EXIT_FLUSH_TIMEOUT)
             else:
                 store.flush(timeout=EXIT_FLUSH_TIMEOUT)
-        except FlushError as exc:
-            logger.error("Checkpoints were not saved before exit: %s", exc)
+        except Exception as exc:
+            logger.error("Checkpoints were not saved before exit: %s", redact_text(str(exc)))
 
 
 def _close_open_stores() -> None:
