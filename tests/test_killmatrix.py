@@ -10,6 +10,7 @@ message names the seed and delays that replay it with
 from __future__ import annotations
 
 import json
+import random
 import sys
 import textwrap
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from persistkit import CheckpointStore
 from persistkit._layout import MANIFEST_NAME, step_dir_name
-from persistkit.testing import killmatrix
+from persistkit.testing import _killrun, killmatrix
 from persistkit.testing.kill_targets import builtin_targets
 from persistkit.testing.killmatrix import (
     ACK_LOG_NAME,
@@ -260,15 +261,34 @@ def test_harness_detects_deleted_checkpoints(tmp_path: Path) -> None:
     assert any("but is gone" in problem for problem in result.problems)
 
 
-def test_seed_fixes_kill_delays(tmp_path: Path) -> None:
-    first = _flaky_matrix(tmp_path / "first", "sound")
-    second = _flaky_matrix(tmp_path / "second", "sound")
+def test_replay_uses_given_delays(tmp_path: Path) -> None:
+    script = tmp_path / "flaky_target.py"
+    script.write_text(_FLAKY_TARGET, encoding="utf-8")
+    target = Target("replay", (sys.executable, str(script), "{store}", "{out}", "sound"),
+                    (ArtefactRule("result.json"),), timeout_s=60.0)
 
-    planned_first = [a.delay_s for r in first.rounds for a in r.attempts if a.delay_s is not None]
-    planned_second = [a.delay_s for r in second.rounds for a in r.attempts if a.delay_s is not None]
-    count = min(len(planned_first), len(planned_second))
-    assert count >= 2
-    assert planned_first[:count] == planned_second[:count]
+    result = KillMatrix(target, tmp_path / "work", seed=3, kills=2, delays=[0.35, 0.5]).run()
+
+    planned = [attempt.delay_s for attempt in result.rounds[0].attempts]
+    assert planned[:2] == [0.35, 0.5]
+    assert result.problems == []
+
+
+def test_seed_fixes_kill_positions() -> None:
+    # The seed fixes where each kill lands relative to the reference run's first commit
+    # and duration; the seconds scale with how long the reference run took.
+    short = _killrun._kill_windows(0.0, [1.0], 4.0)
+    long = _killrun._kill_windows(0.0, [2.0], 8.0)
+    rng_short, rng_long, rng_other = random.Random("1/t"), random.Random("1/t"), random.Random("2/t")
+
+    short_delays = [short.draw(rng_short) for _ in range(20)]
+    long_delays = [long.draw(rng_long) for _ in range(20)]
+    other_delays = [short.draw(rng_other) for _ in range(20)]
+
+    assert long_delays == pytest.approx([2 * delay for delay in short_delays])
+    assert other_delays != short_delays
+    assert any(delay < 1.0 for delay in short_delays)
+    assert any(delay > 1.0 for delay in short_delays)
 
 
 # --- command line ----------------------------------------------------------------------------

@@ -32,6 +32,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from persistkit._reader import StoreReader
+from persistkit._storage import open_storage
+from persistkit.errors import PersistkitError
+
 __all__ = [
     "ACK_LOG_NAME",
     "INTENT_LOG_NAME",
@@ -39,6 +43,7 @@ __all__ = [
     "append_log_record",
     "check_store",
     "checkpoint_digest",
+    "has_commit",
     "read_log_records",
 ]
 
@@ -145,22 +150,34 @@ def _run_verify(url: str, timeout_s: float) -> list[str]:
     return [f"`persistkit verify {url}` exited with {completed.returncode}: {output}"]
 
 
+def _open_reader(url: str, storage_options: Mapping[str, object] | None) -> StoreReader:
+    return StoreReader(open_storage(url, storage_options))
+
+
+def has_commit(url: str, storage_options: Mapping[str, object] | None = None) -> bool:
+    """Return whether the store at ``url`` holds at least one committed checkpoint."""
+    reader = _open_reader(url, storage_options)
+    try:
+        return bool(reader.keys())
+    finally:
+        reader.storage.close()
+
+
 def _snapshot_store(
     url: str, storage_options: Mapping[str, object] | None
 ) -> tuple[StoreSnapshot, list[str]]:
-    # Imported here so that importing the harness does not load the store.
-    from persistkit import CheckpointStore
-    from persistkit.errors import PersistkitError
-
     snapshot: StoreSnapshot = {}
     problems: list[str] = []
-    with CheckpointStore(url, storage_options=storage_options, background=False) as store:
-        for key in store.keys():  # noqa: SIM118 (a store method, not dict.keys)
-            steps = store.steps(key)
+    # A reader takes no lease and starts no thread, unlike a CheckpointStore.
+    reader = _open_reader(url, storage_options)
+    try:
+        keys = reader.keys()
+        for key in keys:
+            steps = reader.steps(key)
             snapshot[key] = {}
             for step in steps:
                 try:
-                    checkpoint = store.load(key, step=step)
+                    checkpoint = reader.load(key, step=step)
                 except PersistkitError as exc:
                     problems.append(
                         f"checkpoint {key!r} step {step} is listed as committed but does not "
@@ -168,11 +185,8 @@ def _snapshot_store(
                     )
                     continue
                 snapshot[key][step] = checkpoint_digest(checkpoint.files)
-            if steps and store.latest_step(key) != steps[-1]:
-                problems.append(
-                    f"latest_step({key!r}) is {store.latest_step(key)} but steps() ends "
-                    f"with {steps[-1]}."
-                )
+    finally:
+        reader.storage.close()
     return snapshot, problems
 
 

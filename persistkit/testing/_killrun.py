@@ -36,6 +36,7 @@ from persistkit.testing._killchecks import (
     StoreSnapshot,
     check_store,
     describe_snapshot,
+    has_commit,
 )
 
 __all__ = ["Attempt", "KillMatrix", "MatrixResult", "RoundResult", "Target"]
@@ -49,6 +50,11 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 # Rounds in a row that end before any kill after which the matrix stops: the target then
 # finishes faster than the kill window, and more rounds would not reach the kill count.
 _MAX_ROUNDS_WITHOUT_KILL = 3
+
+# Share of kills drawn before the reference run's first commit, and how often the
+# reference run's store is polled to find that moment, in seconds.
+_BEFORE_FIRST_COMMIT_SHARE = 0.25
+_PROBE_INTERVAL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -202,23 +208,26 @@ class KillMatrix:
         replay = list(self.delays)
 
         reference_dir = self.workdir / self.target.name / "reference"
-        reference = self._run_attempt(reference_dir, 0, delay_s=None)
+        first_commit: list[float] = []
+        reference = self._run_attempt(reference_dir, 0, delay_s=None, first_commit=first_commit)
         reference_check = self._check(reference_dir, {})
         reference_problems = list(reference.problems) + list(reference_check.problems)
-        if reference.exit_code != 0:
+        if reference.exit_code != 0 and not reference.problems:
             reference_problems.append(
                 f"the uninterrupted run exited with {reference.exit_code}; see {reference.log_path}."
             )
             return MatrixResult(self.target.name, self.seed, reference.duration_s, (),
                                 tuple(reference_problems), time.monotonic() - started)
-        window = (self.target.min_delay_s, max(reference.duration_s, self.target.min_delay_s))
-        logger.info("kill matrix %s: reference run took %.2f s", self.target.name, reference.duration_s)
+        windows = _kill_windows(self.target.min_delay_s, first_commit, reference.duration_s)
+        logger.info("kill matrix %s: reference run took %.2f s, first commit after %s s",
+                    self.target.name, reference.duration_s,
+                    f"{first_commit[0]:.2f}" if first_commit else "-")
 
         rounds: list[RoundResult] = []
         total_kills = 0
         rounds_without_kill = 0
         while total_kills < self.kills and rounds_without_kill < _MAX_ROUNDS_WITHOUT_KILL:
-            round_ = self._run_round(len(rounds), rng, replay, window, reference_dir / "out")
+            round_ = self._run_round(len(rounds), rng, replay, windows, reference_dir / "out")
             rounds.append(round_)
             total_kills += round_.kills
             rounds_without_kill = 0 if round_.kills else rounds_without_kill + 1
@@ -232,7 +241,7 @@ class KillMatrix:
         index: int,
         rng: random.Random,
         replay: list[float],
-        window: tuple[float, float],
+        windows: _KillWindows,
         reference_out: Path,
     ) -> RoundResult:
         run_dir = self.workdir / self.target.name / f"round-{index:03d}"
@@ -243,7 +252,7 @@ class KillMatrix:
         for attempt_index in range(self.target.max_attempts):
             delay: float | None = None
             if kills < self.max_kills_per_round:
-                delay = replay.pop(0) if replay else rng.uniform(*window)
+                delay = replay.pop(0) if replay else windows.draw(rng)
             attempt = self._run_attempt(run_dir, attempt_index, delay_s=delay)
             check = self._check(run_dir, snapshot)
             snapshot = check.snapshot
@@ -267,7 +276,14 @@ class KillMatrix:
             storage_options=self.storage_options,
         )
 
-    def _run_attempt(self, run_dir: Path, index: int, *, delay_s: float | None) -> Attempt:
+    def _run_attempt(
+        self,
+        run_dir: Path,
+        index: int,
+        *,
+        delay_s: float | None,
+        first_commit: list[float] | None = None,
+    ) -> Attempt:
         output_dir = run_dir / "out"
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / f"attempt-{index:03d}.log"
@@ -279,7 +295,13 @@ class KillMatrix:
             process = subprocess.Popen(
                 command, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
-            killed, exit_code, problems = _wait_or_kill(process, delay_s, self.target.timeout_s)
+            probe = None
+            if first_commit is not None:
+                url, options = self.store_url(run_dir), self.storage_options
+                probe = _CommitProbe(lambda: has_commit(url, options), started, first_commit)
+            killed, exit_code, problems = _wait_or_kill(
+                process, delay_s, self.target.timeout_s, probe
+            )
         duration = time.monotonic() - started
         if not killed and exit_code != 0 and not problems:
             problems.append(f"the target exited with {exit_code}; see {log_path}: {_tail(log_path)}")
@@ -288,16 +310,65 @@ class KillMatrix:
         return Attempt(index, delay_s, killed, exit_code, duration, "", tuple(problems), log_path)
 
 
+@dataclass
+class _CommitProbe:
+    """Records in ``found`` the seconds from ``started`` to the store's first commit."""
+
+    has_commit: Callable[[], bool]
+    started: float
+    found: list[float]
+
+    def check(self) -> None:
+        if not self.found and self.has_commit():
+            self.found.append(time.monotonic() - self.started)
+
+
+@dataclass(frozen=True)
+class _KillWindows:
+    """Kill delays: a share before the first commit of the reference run, the rest after."""
+
+    before: tuple[float, float]
+    after: tuple[float, float]
+    before_share: float
+
+    def draw(self, rng: random.Random) -> float:
+        window = self.before if rng.random() < self.before_share else self.after
+        return rng.uniform(*window)
+
+
+def _kill_windows(min_delay: float, first_commit: list[float], duration: float) -> _KillWindows:
+    end = max(duration, min_delay)
+    if not first_commit or not min_delay < first_commit[0] < end:
+        return _KillWindows((min_delay, end), (min_delay, end), 0.0)
+    # Most of a run before its first commit is start-up (imports, data loading), where
+    # every kill is alike, so only a quarter of the kills land there.
+    return _KillWindows((min_delay, first_commit[0]), (first_commit[0], end), _BEFORE_FIRST_COMMIT_SHARE)
+
+
 def _wait_or_kill(
-    process: subprocess.Popen[bytes], delay_s: float | None, timeout_s: float
+    process: subprocess.Popen[bytes],
+    delay_s: float | None,
+    timeout_s: float,
+    probe: _CommitProbe | None = None,
 ) -> tuple[bool, int | None, list[str]]:
     """Wait for ``process``; SIGKILL its process group after ``delay_s`` or ``timeout_s``."""
     wait_s = timeout_s if delay_s is None else min(delay_s, timeout_s)
-    try:
-        return False, process.wait(timeout=wait_s), []
-    except subprocess.TimeoutExpired:
-        pass
+    deadline = time.monotonic() + wait_s
+    interval = _PROBE_INTERVAL_S if probe is not None else wait_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            exit_code = process.wait(timeout=min(interval, remaining))
+        except subprocess.TimeoutExpired:
+            if probe is not None:
+                probe.check()
+            continue
+        if probe is not None:
+            probe.check()
+        return False, exit_code, []
     _kill_group(process)
+    if process.returncode != -signal.SIGKILL:
+        # It exited on its own between the last wait and the kill.
+        return False, process.returncode, []
     if delay_s is not None and delay_s <= timeout_s:
         return True, process.returncode, []
     return False, process.returncode, [f"the target did not finish within {timeout_s:.0f} s."]

@@ -1,6 +1,6 @@
 """Kill-matrix target: XGBoost, LightGBM or CatBoost training through a persistkit adapter.
 
-Usage: ``python -m persistkit.testing.kill_targets.boosting LIBRARY STORE OUT [options]``
+Usage: ``python -m persistkit.testing.kill_targets.boosting STORE OUT LIBRARY [options]``
 with LIBRARY one of ``xgboost``, ``lightgbm``, ``catboost``.
 
 The data are a seeded synthetic regression problem, training uses one thread and early
@@ -26,16 +26,16 @@ from persistkit.testing.kill_targets._common import (
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("library", choices=("xgboost", "lightgbm", "catboost"))
     parser.add_argument("store", help="store URL")
     parser.add_argument("out", type=Path, help="output folder for result.json")
-    parser.add_argument("--rows", type=int, default=3000, help="rows of synthetic data (default 3000)")
+    parser.add_argument("library", choices=("xgboost", "lightgbm", "catboost"))
+    parser.add_argument("--rows", type=int, default=4000, help="rows of synthetic data (default 4000)")
     parser.add_argument("--features", type=int, default=20, help="features (default 20)")
-    parser.add_argument("--rounds", type=int, default=400, help="maximum boosting rounds (default 400)")
+    parser.add_argument("--rounds", type=int, default=300, help="maximum boosting rounds (default 300)")
     parser.add_argument("--every-rounds", type=int, default=10,
                         help="checkpoint every N rounds (default 10)")
     parser.add_argument("--every-seconds", type=float, default=1.0,
-                        help="checkpoint every T seconds (default 1)")
+                        help="XGBoost and LightGBM: also checkpoint every T seconds (default 1)")
     parser.add_argument("--subsample", type=float, default=None,
                         help="row subsampling fraction; makes the resumed run approximate")
     return parser.parse_args(argv)
@@ -56,14 +56,15 @@ def _train_xgboost(args: argparse.Namespace, store: Any, data: dict[str, Any]) -
 
     dtrain = xgboost.DMatrix(data["x_train"], label=data["y_train"])
     dvalid = xgboost.DMatrix(data["x_valid"], label=data["y_valid"])
-    params: dict[str, Any] = {"objective": "reg:squarederror", "max_depth": 4, "eta": 0.05,
+    params: dict[str, Any] = {"objective": "reg:squarederror", "max_depth": 6, "eta": 0.1,
                               "nthread": 1, "seed": 0, "eval_metric": "rmse"}
     if args.subsample is not None:
         params["subsample"] = args.subsample
     history: dict[str, Any] = {}
     booster = persistkit.xgboost.train(
         params, dtrain, num_boost_round=args.rounds, evals=[(dvalid, "valid")],
-        early_stopping_rounds=30, evals_result=history, store=store, key="xgb/model",
+        early_stopping_rounds=30, evals_result=history, verbose_eval=False, store=store,
+        key="xgb/model",
         every_rounds=args.every_rounds, every_seconds=args.every_seconds,
     )
     dtest = xgboost.DMatrix(data["x_test"])
@@ -83,7 +84,7 @@ def _train_lightgbm(args: argparse.Namespace, store: Any, data: dict[str, Any]) 
 
     train_set = lightgbm.Dataset(data["x_train"], data["y_train"], free_raw_data=False)
     valid_set = lightgbm.Dataset(data["x_valid"], data["y_valid"], reference=train_set)
-    params: dict[str, Any] = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 15,
+    params: dict[str, Any] = {"objective": "regression", "learning_rate": 0.1, "num_leaves": 63,
                               "num_threads": 1, "deterministic": True, "force_row_wise": True,
                               "seed": 0, "verbose": -1, "metric": "rmse"}
     if args.subsample is not None:
@@ -110,7 +111,7 @@ def _train_catboost(args: argparse.Namespace, store: Any, data: dict[str, Any]) 
 
     import persistkit.catboost
 
-    options: dict[str, Any] = {"iterations": args.rounds, "depth": 4, "learning_rate": 0.05,
+    options: dict[str, Any] = {"iterations": args.rounds, "depth": 6, "learning_rate": 0.1,
                                "thread_count": 1, "random_seed": 0, "verbose": False,
                                "od_type": "Iter", "od_wait": 30,
                                "train_dir": str(args.out / "catboost_info")}
@@ -119,7 +120,7 @@ def _train_catboost(args: argparse.Namespace, store: Any, data: dict[str, Any]) 
     model = persistkit.catboost.fit(
         CatBoostRegressor(**options), data["x_train"], data["y_train"],
         eval_set=(data["x_valid"], data["y_valid"]), store=store, key="cat/model",
-        every_seconds=args.every_seconds,
+        every_rounds=args.every_rounds,
     )
     return {
         "predictions": float_list(model.predict(data["x_test"])),

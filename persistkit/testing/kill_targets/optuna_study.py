@@ -25,7 +25,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store", help="store URL")
     parser.add_argument("out", type=Path, help="output folder for result.json")
-    parser.add_argument("--trials", type=int, default=16, help="trials wanted in total (default 16)")
+    parser.add_argument("--trials", type=int, default=12, help="COMPLETE trials wanted in total (default 12)")
     parser.add_argument("--steps", type=int, default=4,
                         help="intermediate values reported per trial (default 4)")
     parser.add_argument("--step-ms", type=float, default=25.0,
