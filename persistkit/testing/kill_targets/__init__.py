@@ -8,12 +8,27 @@ to run, which artefacts must match an uninterrupted run, and how closely.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from persistkit.testing._artefacts import ArtefactRule, Tolerance
 from persistkit.testing._killrun import Target, python_module_argv
+from persistkit.testing.kill_targets._common import FAULTS_ENV
 
-__all__ = ["builtin_targets"]
+__all__ = ["DEFAULT_FAULTS", "FAULTS_ENV", "builtin_targets", "with_faults"]
+
+# Storage faults of the "-faults" targets: 10% of writes fail before writing, 3% succeed
+# but lose their response, and 3% time out after 0.1 s. A commit is several writes and
+# is retried as a whole, so higher rates make runs fail for lack of retries, not kills.
+DEFAULT_FAULTS: Mapping[str, float] = {
+    "transient_rate": 0.1,
+    "ack_loss_rate": 0.03,
+    "timeout_rate": 0.03,
+    "timeout_delay": 0.1,
+}
+_FAULT_TARGETS = ("store-loop", "store-loop-retention", "optuna", "xgboost")
 
 _PACKAGE = "persistkit.testing.kill_targets"
 _EXACT_RESULT = (ArtefactRule("result.json"),)
@@ -47,4 +62,18 @@ def builtin_targets(*, data_path: Path | None = None) -> dict[str, Target]:
             Target("train-quick", _module("train_quick", "--data", str(data_path)),
                    _EXACT_RESULT, timeout_s=1800.0, min_delay_s=2.0)
         )
+    targets += [
+        with_faults(target, DEFAULT_FAULTS) for target in targets if target.name in _FAULT_TARGETS
+    ]
     return {target.name: target for target in targets}
+
+
+def with_faults(target: Target, plan: Mapping[str, float]) -> Target:
+    """Return ``target`` renamed with a ``-faults`` suffix and writing through injected faults.
+
+    Args:
+        target: a built-in target (its script opens the store with ``open_store``).
+        plan: fields of :class:`~persistkit.testing.faults.FaultPlan`.
+    """
+    env = {**target.env, FAULTS_ENV: json.dumps(dict(plan), sort_keys=True)}
+    return dataclasses.replace(target, name=f"{target.name}-faults", env=env)

@@ -50,3 +50,32 @@ def split_rows(x: Any, y: Any, fraction: float) -> tuple[Any, Any, Any, Any]:
 def float_list(values: Any) -> list[float]:
     """Convert an array of numbers into a list of Python floats (exact in JSON)."""
     return [float(value) for value in values]
+
+
+FAULTS_ENV = "PERSISTKIT_KILLMATRIX_FAULTS"
+
+
+def open_store(url: str, **options: Any) -> Any:
+    """Open the target's CheckpointStore, with injected storage faults when asked for.
+
+    When the environment variable ``PERSISTKIT_KILLMATRIX_FAULTS`` holds a JSON object of
+    :class:`~persistkit.testing.faults.FaultPlan` fields, the local folder ``url`` is
+    written through a :class:`~persistkit.testing.faults.FaultInjectingFileSystem` over
+    fsspec's local filesystem. The store then commits the way it does on object stores
+    (payload first, manifest last) and sees transient write failures and timeouts.
+    """
+    from persistkit import CheckpointStore
+
+    plan_text = os.environ.get(FAULTS_ENV)
+    if not plan_text:
+        return CheckpointStore(url, **options)
+
+    import fsspec
+
+    from persistkit.testing.faults import FaultInjectingFileSystem, FaultPlan
+
+    plan = FaultPlan(**json.loads(plan_text))
+    # auto_mkdir: object stores have no directories, so the store never creates them.
+    local = fsspec.filesystem("file", auto_mkdir=True)
+    filesystem = FaultInjectingFileSystem(local, plan)
+    return CheckpointStore(os.path.abspath(url), filesystem=filesystem, **options)

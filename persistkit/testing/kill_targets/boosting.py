@@ -18,6 +18,7 @@ from typing import Any
 from persistkit.testing.kill_targets._common import (
     RESULT_NAME,
     float_list,
+    open_store,
     regression_data,
     split_rows,
     write_json_atomic,
@@ -136,12 +137,11 @@ _TRAINERS = {"xgboost": _train_xgboost, "lightgbm": _train_lightgbm, "catboost":
 
 def main(argv: list[str] | None = None) -> int:
     """Train or resume the model and return the exit code."""
-    from persistkit import CheckpointStore
 
     args = _parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     data = _data(args)
-    with CheckpointStore(args.store) as store:
+    with open_store(args.store) as store:
         result = _TRAINERS[args.library](args, store, data)
         store.flush(timeout=120)
     write_json_atomic(args.out / RESULT_NAME, result)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from persistkit.testing.kill_targets._common import RESULT_NAME, write_json_atomic
+from persistkit.testing.kill_targets._common import RESULT_NAME, open_store, write_json_atomic
 
 _KIND_OFFSET = {"linear": 0.0, "tree": 0.5, "forest": 1.0}
 
@@ -58,13 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     import persistkit.optuna
-    from persistkit import CheckpointStore
 
     args = _parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    with CheckpointStore(args.store) as store:
+    with open_store(args.store) as store:
         study = persistkit.optuna.load_study(
             store,
             "kill-study",

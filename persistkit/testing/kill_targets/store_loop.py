@@ -25,7 +25,7 @@ from persistkit.testing._killchecks import (
     append_log_record,
     checkpoint_digest,
 )
-from persistkit.testing.kill_targets._common import RESULT_NAME, write_json_atomic
+from persistkit.testing.kill_targets._common import RESULT_NAME, open_store, write_json_atomic
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,7 +60,6 @@ def _next_step(latest: int | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the save loop and return the exit code."""
-    from persistkit import CheckpointStore
 
     args = _parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             append_log_record(args.out / ACK_LOG_NAME, key, step, digest)
         pending.clear()
 
-    with CheckpointStore(args.store, background=not args.sync, retention=retention) as store:
+    with open_store(args.store, background=not args.sync, retention=retention) as store:
         start = {key: _next_step(store.latest_step(key)) for key in keys}
         for step in range(args.steps):
             for key in keys:
