@@ -33,6 +33,13 @@ _FAULT_TARGETS = ("store-loop", "store-loop-retention", "optuna", "xgboost")
 _PACKAGE = "persistkit.testing.kill_targets"
 _EXACT_RESULT = (ArtefactRule("result.json"),)
 
+# XGBoost re-seeds row sampling when a booster is loaded, so a resumed run with
+# subsample=0.8 draws other rows after the resume and single predictions differ by up to
+# 0.2 (targets have a standard deviation of about 2). The test RMSE and best validation
+# score compared instead differed by at most 0.9% over 4 rounds with 11 kills (xgboost
+# 3.2.0, seed 4); 3% leaves room for other kill points.
+_SUBSAMPLE_TOLERANCE = Tolerance(rtol=0.03)
+
 
 def _module(name: str, *args: str) -> tuple[str, ...]:
     return python_module_argv(f"{_PACKAGE}.{name}", "{store}", "{out}", *args)
@@ -42,8 +49,8 @@ def builtin_targets(*, data_path: Path | None = None) -> dict[str, Target]:
     """Return the built-in targets by name.
 
     Args:
-        data_path: the phone-number CSV for the ``train-quick`` target; without it that
-            target is left out.
+        data_path: the phone-number CSV for the ``train-quick`` targets; without it they
+            are left out.
     """
     targets = [
         Target("store-loop", _module("store_loop"), _EXACT_RESULT),
@@ -53,15 +60,25 @@ def builtin_targets(*, data_path: Path | None = None) -> dict[str, Target]:
                deletable_keys=r"optuna/.*/trial-\d+/.*"),
         Target("xgboost", _module("boosting", "xgboost"), _EXACT_RESULT, min_delay_s=0.3),
         Target("xgboost-subsample", _module("boosting", "xgboost", "--subsample", "0.8"),
-               (ArtefactRule("result.json", Tolerance(rtol=0.05, atol=0.05)),), min_delay_s=0.3),
+               (ArtefactRule("result.json", _SUBSAMPLE_TOLERANCE),), min_delay_s=0.3),
+        Target("xgboost-subsample-seeded",
+               _module("boosting", "xgboost", "--subsample", "0.8", "--seed-per-iteration"),
+               _EXACT_RESULT, min_delay_s=0.3),
         Target("lightgbm", _module("boosting", "lightgbm"), _EXACT_RESULT, min_delay_s=0.3),
         Target("catboost", _module("boosting", "catboost"), _EXACT_RESULT, min_delay_s=0.5),
     ]
     if data_path is not None:
-        targets.append(
-            Target("train-quick", _module("train_quick", "--data", str(data_path)),
-                   _EXACT_RESULT, timeout_s=1800.0, min_delay_s=2.0)
-        )
+        # --exact-resume turns off row and column subsampling in the search, so a fit
+        # resumed midway equals an uninterrupted one and the comparison can be exact.
+        train = ("train_quick", "--data", str(data_path), "--exact-resume", "--threads", "1")
+        targets += [
+            Target("train-quick", _module(*train, "--preset", "quick"), _EXACT_RESULT,
+                   timeout_s=1800.0, min_delay_s=2.0),
+            Target("train-quick-small",
+                   _module(*train, "--preset", "quick", "--trials", "2", "--folds", "2",
+                           "--max-rounds", "80"),
+                   _EXACT_RESULT, timeout_s=600.0, min_delay_s=2.0),
+        ]
     targets += [
         with_faults(target, DEFAULT_FAULTS) for target in targets if target.name in _FAULT_TARGETS
     ]
