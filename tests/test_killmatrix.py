@@ -20,7 +20,7 @@ import pytest
 from persistkit import CheckpointStore
 from persistkit._layout import MANIFEST_NAME, step_dir_name
 from persistkit.testing import _killrun, killmatrix
-from persistkit.testing.kill_targets import builtin_targets
+from persistkit.testing.kill_targets import MATRICES, builtin_targets
 from persistkit.testing.killmatrix import (
     ACK_LOG_NAME,
     INTENT_LOG_NAME,
@@ -335,34 +335,8 @@ def test_cli_runs_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 # --- kill matrix over the built-in targets -------------------------------------------------
 
-# Kills per target in the default run (at least 30 in total) and under -m soak (at least 300).
-SLICE_KILLS = {
-    "store-loop": 5,
-    "store-loop-sync": 3,
-    "store-loop-retention": 3,
-    "store-loop-faults": 3,
-    "optuna": 4,
-    "xgboost": 4,
-    "lightgbm": 4,
-    "catboost": 4,
-    "train-quick-small": 2,
-}
-SOAK_KILLS = {
-    "store-loop": 40,
-    "store-loop-sync": 20,
-    "store-loop-retention": 20,
-    "store-loop-faults": 20,
-    "store-loop-retention-faults": 10,
-    "optuna": 35,
-    "optuna-faults": 15,
-    "xgboost": 30,
-    "xgboost-faults": 10,
-    "xgboost-subsample": 15,
-    "lightgbm": 30,
-    "catboost": 30,
-    "train-quick-small": 15,
-    "train-quick": 10,
-}
+SLICE_KILLS = MATRICES["slice"]
+SOAK_KILLS = MATRICES["full"]
 
 
 def _run_builtin(name: str, kills: int, workdir: Path, *, seed: int) -> MatrixResult:

@@ -46,6 +46,7 @@ from persistkit.testing._killrun import (
     local_store_url,
     python_module_argv,
 )
+from persistkit.testing.kill_targets import MATRICES, builtin_targets
 
 __all__ = [
     "ACK_LOG_NAME",
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     what = parser.add_argument_group("what to run")
     what.add_argument("--target", action="append", default=[],
                       help="built-in target to run (repeatable); see --list")
+    what.add_argument("--matrix", choices=("slice", "full"),
+                      help="run a named set of built-in targets, each with its own kill count: "
+                      "slice (at least 30 kills, as in the default tests) or full (at least 300)")
     what.add_argument("--list", action="store_true", help="list the built-in targets and exit")
     what.add_argument("--data", type=Path,
                       help="phone-number CSV for the train-quick target")
@@ -119,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--deletable-keys", metavar="REGEX",
                       help="with --command: keys the job may delete as a whole")
     how = parser.add_argument_group("how to kill")
-    how.add_argument("--kills", type=int, default=10, help="minimum kills per target (default 10)")
+    how.add_argument("--kills", type=int, default=10,
+                     help="minimum kills per target (default 10; --matrix sets its own)")
     how.add_argument("--seed", type=int, default=0, help="seed of the kill delays (default 0)")
     how.add_argument("--delays", type=_parse_delays, default=[],
                      help="explicit kill delays in seconds, comma-separated, used before seeded ones")
@@ -137,11 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _selected_targets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Target]:
-    from persistkit.testing.kill_targets import builtin_targets
-
     available = builtin_targets(data_path=args.data)
     targets = []
-    for name in args.target:
+    names = list(args.target)
+    if args.matrix:
+        names += [name for name in MATRICES[args.matrix] if name not in names]
+    for name in names:
         if name not in available:
             hint = " (it needs --data)" if name == "train-quick" else ""
             parser.error(f"unknown target {name!r}{hint}; choose from {', '.join(available)}.")
@@ -153,7 +159,8 @@ def _selected_targets(args: argparse.Namespace, parser: argparse.ArgumentParser)
         targets.append(Target("command", tuple(shlex.split(args.command)), tuple(rules),
                               deletable_keys=args.deletable_keys))
     if not targets:
-        parser.error("nothing to run: give --target NAME or --command CMD (see --list).")
+        parser.error("nothing to run: give --target NAME, --matrix NAME or --command CMD "
+                     "(see --list).")
     return targets
 
 
@@ -175,10 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list:
-        from persistkit.testing.kill_targets import builtin_targets
-
         for name, target in builtin_targets(data_path=args.data or Path("DATA.csv")).items():
-            print(f"{name:22} {shlex.join(target.argv[1:])}")
+            faults = " (with injected storage faults)" if target.env else ""
+            print(f"{name:28} {shlex.join(target.argv[1:])}{faults}")
         return 0
     if args.kills < 1 or args.max_kills_per_round < 1:
         parser.error("--kills and --max-kills-per-round must be at least 1.")
@@ -188,8 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="killmatrix-"))
     results: list[MatrixResult] = []
     for target in _selected_targets(args, parser):
+        kills = args.kills
+        if args.matrix and target.name in MATRICES[args.matrix] and target.name not in args.target:
+            kills = MATRICES[args.matrix][target.name]
         matrix = KillMatrix(_with_overrides(target, args), workdir, seed=args.seed,
-                            kills=args.kills, max_kills_per_round=args.max_kills_per_round,
+                            kills=kills, max_kills_per_round=args.max_kills_per_round,
                             delays=args.delays)
         result = matrix.run()
         results.append(result)

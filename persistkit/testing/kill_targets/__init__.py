@@ -17,7 +17,7 @@ from persistkit.testing._artefacts import ArtefactRule, Tolerance
 from persistkit.testing._killrun import Target, python_module_argv
 from persistkit.testing.kill_targets._common import FAULTS_ENV
 
-__all__ = ["DEFAULT_FAULTS", "FAULTS_ENV", "builtin_targets", "with_faults"]
+__all__ = ["DEFAULT_FAULTS", "FAULTS_ENV", "MATRICES", "builtin_targets", "with_faults"]
 
 # Storage faults of the "-faults" targets: 10% of writes fail before writing, 3% succeed
 # but lose their response, and 3% time out after 0.1 s. A commit is several writes and
@@ -29,6 +29,38 @@ DEFAULT_FAULTS: Mapping[str, float] = {
     "timeout_delay": 0.1,
 }
 _FAULT_TARGETS = ("store-loop", "store-loop-retention", "optuna", "xgboost")
+
+# Kills per target of the named matrices: "slice" runs in the default test suite (at
+# least 30 kills), "full" is the soak matrix (at least 300 kills).
+MATRICES: Mapping[str, Mapping[str, int]] = {
+    "slice": {
+        "store-loop": 5,
+        "store-loop-sync": 3,
+        "store-loop-retention": 3,
+        "store-loop-faults": 3,
+        "optuna": 4,
+        "xgboost": 4,
+        "lightgbm": 4,
+        "catboost": 4,
+        "train-quick-small": 2,
+    },
+    "full": {
+        "store-loop": 40,
+        "store-loop-sync": 20,
+        "store-loop-retention": 20,
+        "store-loop-faults": 20,
+        "store-loop-retention-faults": 10,
+        "optuna": 35,
+        "optuna-faults": 15,
+        "xgboost": 30,
+        "xgboost-faults": 10,
+        "xgboost-subsample": 15,
+        "lightgbm": 30,
+        "catboost": 30,
+        "train-quick-small": 15,
+        "train-quick": 10,
+    },
+}
 
 _PACKAGE = "persistkit.testing.kill_targets"
 _EXACT_RESULT = (ArtefactRule("result.json"),)
