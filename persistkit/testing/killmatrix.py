@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="built-in target to run (repeatable); see --list")
     what.add_argument("--matrix", choices=("slice", "full"),
                       help="run a named set of built-in targets, each with its own kill count: "
-                      "slice (at least 30 kills, as in the default tests) or full (at least 300)")
+                      "slice (at least 30 kills, as in the default tests) or full (at least "
+                      "300); with --target, only those targets of the set")
     what.add_argument("--list", action="store_true", help="list the built-in targets and exit")
     what.add_argument("--data", type=Path,
                       help="phone-number CSV for the train-quick target")
@@ -144,9 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _selected_targets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Target]:
     available = builtin_targets(data_path=args.data)
     targets = []
-    names = list(args.target)
-    if args.matrix:
-        names += [name for name in MATRICES[args.matrix] if name not in names]
+    # With --matrix, --target picks some of the matrix's targets; alone it names them all.
+    names = list(args.target) or (list(MATRICES[args.matrix]) if args.matrix else [])
     for name in names:
         if name not in available:
             hint = " (it needs --data)" if name == "train-quick" else ""
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[MatrixResult] = []
     for target in _selected_targets(args, parser):
         kills = args.kills
-        if args.matrix and target.name in MATRICES[args.matrix] and target.name not in args.target:
+        if args.matrix and target.name in MATRICES[args.matrix]:
             kills = MATRICES[args.matrix][target.name]
         matrix = KillMatrix(_with_overrides(target, args), workdir, seed=args.seed,
                             kills=kills, max_kills_per_round=args.max_kills_per_round,
