@@ -4,16 +4,19 @@ Writing through ``HfFileSystem`` makes one commit per file, and the Hub limits c
 repository per hour. :class:`HubStorage` instead sends each checkpoint (payload files,
 manifest and the retention deletes it causes) as a single ``create_commit``, so a
 checkpoint is visible completely or not at all, and it paces its commits with a
-:class:`~persistkit._hub_budget.CommitBudget` kept in the repository.
+:class:`~persistkit._hub_budget.CommitBudget` kept in the repository. A commit call
+waits while the budget is used up. Meanwhile the store's background uploader replaces
+queued snapshots of a key with newer ones, so checkpoints that arrive faster than the
+budget allows are coalesced rather than queued without bound.
 
-URLs name a repository and an optional folder inside it::
+NOTE: the store's writer leases also cost commits: one to acquire a key, one to release
+it, and one renewal per held key every half lease TTL. With many keys (one per Optuna
+trial, say) they can use more of the budget than the checkpoints do.
 
-    hf://datasets/<namespace>/<repo>[/<folder>...]
-    hf://spaces/<namespace>/<repo>[/<folder>...]
-    hf://<namespace>/<repo>[/<folder>...]            a model repository
+URLs and storage options are parsed in :mod:`persistkit._hub_options`.
 
 Every commit names its parent commit. When another writer committed in between, the Hub
-answers 412; HubStorage then reads the new head and retries only when the folder the
+responds with 412; HubStorage then reads the new head and retries only when the folder the
 commit writes into is unchanged between the two heads, and raises
 :class:`~persistkit.errors.StoreConflictError` otherwise. Across commits, the store's
 writer lease (checked before each commit) keeps two writers off the same key.
@@ -24,15 +27,17 @@ carry it, because they may end up in logs.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
 from persistkit._compat import import_optional
-from persistkit._hub_budget import BUDGET_LEDGER_PATH, CommitBudget, CommitLedger
+from persistkit._hub_budget import BUDGET_LEDGER_PATH, CommitLedger
+from persistkit._hub_options import HubLocation, HubOptions, parse_hub_url
 from persistkit._storage import Storage
 from persistkit._urls import redact_text, redact_url
 from persistkit.errors import StorageError, StoreConflictError
@@ -41,100 +46,7 @@ __all__ = ["HubLocation", "HubOptions", "HubStorage", "parse_hub_url"]
 
 logger = logging.getLogger(__name__)
 
-_REPO_TYPE_PREFIXES = {"datasets": "dataset", "spaces": "space", "models": "model"}
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class HubLocation:
-    """A folder inside a Hub repository, parsed from an ``hf://`` URL."""
-
-    repo_type: str
-    repo_id: str
-    folder: str
-
-    def path_in_repo(self, path: str) -> str:
-        return "/".join(part for part in (self.folder, path.strip("/")) if part)
-
-
-def parse_hub_url(url: str) -> HubLocation:
-    """Parse ``hf://[datasets/|spaces/|models/]<namespace>/<repo>[/<folder>]``.
-
-    Raises:
-        ValueError: The URL has no namespace and repository name, or names a revision.
-    """
-    if not url.startswith("hf://"):
-        raise ValueError(f"expected an hf:// URL, got {redact_url(url)!r}")
-    parts = [part for part in url[len("hf://") :].split("/") if part]
-    repo_type = "model"
-    if parts and parts[0] in _REPO_TYPE_PREFIXES:
-        repo_type = _REPO_TYPE_PREFIXES[parts.pop(0)]
-    if len(parts) < 2:
-        raise ValueError(
-            f"invalid Hub URL {redact_url(url)!r}: expected "
-            "hf://datasets/<namespace>/<repo>/<folder> or hf://<namespace>/<repo>/<folder>"
-        )
-    if "@" in parts[1]:
-        raise ValueError(
-            f"invalid Hub URL {redact_url(url)!r}: revisions are not supported, "
-            "checkpoints are always committed to the main branch; remove '@...'"
-        )
-    return HubLocation(repo_type, f"{parts[0]}/{parts[1]}", "/".join(parts[2:]))
-
-
-@dataclass(frozen=True)
-class HubOptions:
-    """Storage options of an ``hf://`` store.
-
-    Attributes:
-        endpoint: Hub base URL; None uses huggingface_hub's default (``HF_ENDPOINT``).
-        max_commits: Commits per ``commit_window_s`` that persistkit allows itself per
-            repository. The Hub's limit is not published; users report 429 responses
-            beyond about 128 per hour, so the default leaves room for other tools.
-        commit_window_s: Length of the budget window in seconds.
-        private: Visibility of a repository that persistkit creates.
-        max_wait_s: Longest single wait for the budget or a 429 retry hint, in seconds.
-        max_attempts: Commit attempts after 429, 412 or server errors before giving up.
-    """
-
-    endpoint: str | None = None
-    max_commits: int = 100
-    commit_window_s: float = 3600.0
-    private: bool = True
-    max_wait_s: float = 3600.0
-    max_attempts: int = 20
-
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any] | None) -> HubOptions:
-        """Build options from ``storage_options``, rejecting unknown keys and tokens.
-
-        Raises:
-            ValueError: An option is unknown, is a token, or has an invalid value.
-        """
-        options = dict(options or {})
-        if "token" in options:
-            raise ValueError(
-                "storage_options for hf:// do not take 'token', because options may be "
-                "logged; set the HF_TOKEN environment variable or run 'hf auth login'"
-            )
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown storage_options for hf://: {unknown}; expected some of {sorted(known)}"
-            )
-        return cls(**options)
-
-    def __post_init__(self) -> None:
-        CommitBudget(self.max_commits, self.commit_window_s)  # validates both
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
-        if not self.max_wait_s > 0:
-            raise ValueError(f"max_wait_s must be > 0 seconds, got {self.max_wait_s!r}")
-
-    @property
-    def budget(self) -> CommitBudget:
-        return CommitBudget(self.max_commits, self.commit_window_s)
 
 
 class HubStorage(Storage):
@@ -153,6 +65,10 @@ class HubStorage(Storage):
         self.options = HubOptions.from_mapping(storage_options)
         self.url = redact_url(url)
         self._hub = import_optional("huggingface_hub", "hf")
+        self._utils = import_optional("huggingface_hub.utils", "hf")
+        self._folder_type = import_optional("huggingface_hub.hf_api", "hf").RepoFolder
+        self._transport_errors = _transport_error_types()
+        self._sent_ledger: bytes | None = None
         self._api = self._hub.HfApi(endpoint=self.options.endpoint, library_name="persistkit")
         self._lock = threading.RLock()
         self._head: str | None = None
@@ -181,9 +97,11 @@ class HubStorage(Storage):
                     self.location.repo_id, full or None, repo_type=self.location.repo_type
                 )
             )
-        except self._hub.utils.HfHubHTTPError as error:
+        except self._utils.HfHubHTTPError as error:
             if _status(error) == 404:
                 return []
+            raise self._storage_error(f"listing {full!r}", error) from error
+        except self._transport_errors as error:
             raise self._storage_error(f"listing {full!r}", error) from error
         return sorted(entry.path.rsplit("/", 1)[-1] for entry in entries)
 
@@ -196,9 +114,11 @@ class HubStorage(Storage):
             infos = self._api.get_paths_info(
                 self.location.repo_id, paths, repo_type=self.location.repo_type, revision=revision
             )
-        except self._hub.utils.HfHubHTTPError as error:
+        except self._utils.HfHubHTTPError as error:
             if _status(error) == 404:
                 return {}
+            raise self._storage_error(f"reading the state of {paths}", error) from error
+        except self._transport_errors as error:
             raise self._storage_error(f"reading the state of {paths}", error) from error
         return {info.path: info for info in infos}
 
@@ -214,17 +134,20 @@ class HubStorage(Storage):
     ) -> None:
         hub = self._hub
         step_full = self.location.path_in_repo(step_path)
-        additions = [hub.CommitOperationAdd(f"{step_full}/{name}", data) for name, data in files.items()]
         # The manifest goes last, as on object stores; in one commit the order only
         # matters for readers of the NDJSON.
-        additions.append(hub.CommitOperationAdd(f"{step_full}/{manifest_name}", manifest))
+        contents = {f"{step_full}/{name}": data for name, data in files.items()}
+        contents[f"{step_full}/{manifest_name}"] = manifest
         delete_full = [self.location.path_in_repo(path) for path in delete_paths]
         fence = step_full.rsplit("/", 1)[0] if "/" in step_full else ""
 
         def operations(head: str) -> list[Any]:
+            # Fresh operations per attempt: huggingface_hub caches on each operation
+            # whether the file already exists upstream, which a retry must not reuse.
+            additions = [hub.CommitOperationAdd(path, data) for path, data in contents.items()]
             existing = self._paths_info(delete_full, head) if delete_full else {}
             deletions = [
-                hub.CommitOperationDelete(path, is_folder=isinstance(info, hub.hf_api.RepoFolder))
+                hub.CommitOperationDelete(path, is_folder=isinstance(info, self._folder_type))
                 for path, info in existing.items()
             ]
             return [*additions, *deletions]
@@ -243,8 +166,9 @@ class HubStorage(Storage):
 
     def write_bytes(self, path: str, data: bytes) -> None:
         full = self.location.path_in_repo(path)
-        operation = self._hub.CommitOperationAdd(full, data)
-        self._commit(lambda head: [operation], f"persistkit: write {full}", fence=full)
+        self._commit(
+            lambda head: [self._hub.CommitOperationAdd(full, data)], f"persistkit: write {full}", fence=full
+        )
 
     def delete_tree(self, path: str) -> None:
         full = self.location.path_in_repo(path)
@@ -253,7 +177,7 @@ class HubStorage(Storage):
             info = self._paths_info([full], head).get(full)
             if info is None:
                 return None
-            is_folder = isinstance(info, self._hub.hf_api.RepoFolder)
+            is_folder = isinstance(info, self._folder_type)
             return [self._hub.CommitOperationDelete(full, is_folder=is_folder)]
 
         self._commit(operations, f"persistkit: delete {full}", fence=full)
@@ -287,8 +211,14 @@ class HubStorage(Storage):
                 try:
                     self._send_commit(operations, message, head)
                     return True
-                except self._hub.utils.HfHubHTTPError as error:
+                except self._utils.HfHubHTTPError as error:
                     head = self._handle_commit_error(error, message, head, fence, attempt)
+                except self._transport_errors as error:
+                    # The connection failed, possibly after the Hub applied the commit.
+                    if self._sent_commit_landed():
+                        logger.info("%s: the response was lost but the commit is in %s", message, self.url)
+                        return True
+                    raise self._storage_error(message, error) from error
             raise StorageError(
                 f"{message} in {self.url} failed after {self.options.max_attempts} attempts "
                 "(rate limits or concurrent commits); try again later"
@@ -297,7 +227,10 @@ class HubStorage(Storage):
     def _send_commit(self, operations: list[Any], message: str, head: str) -> None:
         budget = self.options.budget
         ledger = self._ledger.recorded(budget, self._clock())
-        ledger_operation = self._hub.CommitOperationAdd(BUDGET_LEDGER_PATH, ledger.serialize())
+        # The ledger names the time of this attempt, so it identifies the commit if the
+        # response gets lost.
+        self._sent_ledger = ledger.serialize()
+        ledger_operation = self._hub.CommitOperationAdd(BUDGET_LEDGER_PATH, self._sent_ledger)
         info = self._api.create_commit(
             self.location.repo_id,
             [*operations, ledger_operation],
@@ -346,6 +279,18 @@ class HubStorage(Storage):
             return self._refresh_head()
         raise self._storage_error(message, error) from error
 
+    def _sent_commit_landed(self) -> bool:
+        """Return whether the last commit sent is the head, judged by its ledger file."""
+        sent = self._sent_ledger
+        self._refresh_head()
+        if sent is None or self._head is None:
+            return False
+        info = self._paths_info([BUDGET_LEDGER_PATH], self._head).get(BUDGET_LEDGER_PATH)
+        landed = info is not None and info.blob_id == _git_blob_id(sent)
+        if landed:
+            self.commits_made += 1
+        return landed
+
     def _changed(self, path: str, old_head: str, new_head: str) -> bool:
         before = self._paths_info([path], old_head).get(path)
         after = self._paths_info([path], new_head).get(path)
@@ -372,13 +317,12 @@ class HubStorage(Storage):
 
     def _refresh_head(self) -> str:
         """Read the head commit and the budget ledger; create the repository if missing."""
-        hub = self._hub
         try:
             info = self._api.repo_info(self.location.repo_id, repo_type=self.location.repo_type)
-        except hub.utils.RepositoryNotFoundError:
+        except self._utils.RepositoryNotFoundError:
             self._create_repository()
             info = self._api.repo_info(self.location.repo_id, repo_type=self.location.repo_type)
-        except hub.utils.HfHubHTTPError as error:
+        except (self._utils.HfHubHTTPError, *self._transport_errors) as error:
             raise self._storage_error("reading the repository head", error) from error
         self._head = str(info.sha)
         try:
@@ -400,8 +344,10 @@ class HubStorage(Storage):
                 repo_type=self.location.repo_type,
                 private=self.options.private,
                 exist_ok=True,
+                # A Space needs an SDK; "static" serves files and runs no code.
+                space_sdk="static" if self.location.repo_type == "space" else None,
             )
-        except self._hub.utils.HfHubHTTPError as error:
+        except (self._utils.HfHubHTTPError, *self._transport_errors) as error:
             raise self._storage_error("creating the repository", error) from error
 
     def _read_repo_file(self, path_in_repo: str, revision: str) -> bytes:
@@ -412,9 +358,12 @@ class HubStorage(Storage):
             revision=revision,
             endpoint=self._api.endpoint,
         )
-        utils = self._hub.utils
+        utils = self._utils
         headers = utils.build_hf_headers(library_name="persistkit")
-        response = utils.get_session().get(url, headers=headers, follow_redirects=True)
+        try:
+            response = utils.get_session().get(url, headers=headers, follow_redirects=True)
+        except self._transport_errors as error:
+            raise self._storage_error(f"reading {path_in_repo!r}", error) from error
         if response.status_code == 404:
             raise FileNotFoundError(path_in_repo)
         try:
@@ -425,8 +374,29 @@ class HubStorage(Storage):
 
     def _storage_error(self, action: str, error: Exception) -> StorageError:
         status = _status(error)
-        detail = redact_text(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
-        return StorageError(f"{action} in {self.url} failed (HTTP {status}): {detail}")
+        reason = f"HTTP {status}" if status is not None else type(error).__name__
+        text = str(error).strip()
+        detail = redact_text(text.splitlines()[0]) if text else "no details"
+        return StorageError(f"{action} in {self.url} failed ({reason}): {detail}")
+
+
+def _transport_error_types() -> tuple[type[Exception], ...]:
+    """Return the connection error base classes of the HTTP library huggingface_hub uses."""
+    # huggingface_hub 2.x uses httpx2, 1.x httpx and 0.x requests; none of their
+    # connection errors derive from OSError, which the store treats as retryable.
+    for module_name, class_name in (("httpx2", "TransportError"), ("httpx", "TransportError")):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return (getattr(module, class_name),)
+    requests = import_optional("requests", "hf")
+    return (requests.RequestException,)
+
+
+def _git_blob_id(data: bytes) -> str:
+    """Return the git object id of a file with contents ``data``, as Hub listings show it."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def _status(error: Exception) -> int | None:

@@ -1,7 +1,7 @@
 """Commit budget of a Hugging Face Hub repository, kept in the repository itself.
 
-The Hub limits how many commits a repository accepts per hour and answers 429 beyond
-the limit (users report about 128 an hour; the Hub does not publish the number). Every
+The Hub limits how many commits a repository accepts per hour and responds with 429 beyond
+the limit (users report 429 responses beyond about 128 an hour). Every
 commit persistkit makes also rewrites a small ledger file at the repository root, so the
 ledger travels with the commit chain: a restarted process, or a second process writing
 other keys of the same repository, reads it from the head commit and sees every commit

@@ -289,6 +289,10 @@ class ObjectStorage(Storage):
                 self.fs.rm_file(manifest)
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(full, recursive=True)
+        # S3 stores with a directory tree behind them (SeaweedFS) keep listing an emptied
+        # prefix until its "dir/" key is deleted too; elsewhere that key does not exist.
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(full.rstrip("/") + "/")
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         full = self._full(path)

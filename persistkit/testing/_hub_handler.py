@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import re
+import socket
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,12 @@ def _url_repo_type(prefix: str | None) -> str:
 class _HubRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "persistkit-hub-test-server"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's
+        # algorithm and the client's delayed ACK add about 40 ms to every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     @property
     def hub(self) -> HubTestServer:
@@ -125,11 +132,16 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(value).encode(), {"Content-Type": "application/json"})
 
     def _send_error(self, error: HubRequestError) -> None:
+        # 412 and 429 are what tests of conflicts and rate limits look for; the others
+        # (mostly 404 for absent paths) are routine.
+        level = logging.INFO if error.status in (412, 429) else logging.DEBUG
+        logger.log(level, "%s %s -> %d %s", self.command, self.path, error.status, error.message)
         headers = {"Content-Type": "application/json", "X-Error-Message": error.message}
         if error.error_code is not None:
             headers["X-Error-Code"] = error.error_code
-        headers.update(getattr(error, "headers", {}))
-        self._send(error.status, json.dumps({"error": error.message}).encode(), headers)
+        headers.update(error.headers)
+        body = {"error": error.message, **error.body}
+        self._send(error.status, json.dumps(body).encode(), headers)
 
     def _route(self, method: str, path: str, body: bytes) -> None:
         if path == "/api/repos/create" and method == "POST":
@@ -180,7 +192,9 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         repo_id = f"{payload.get('organization') or self.hub.user}/{payload['name']}"
         url = f"{self._base_url()}/{_URL_PREFIXES[repo_type]}{repo_id}"
         if (repo_type, repo_id) in self.hub.repositories:
-            raise HubRequestError(409, f"You already created this {repo_type} repo: {url}")
+            error = HubRequestError(409, f"You already created this {repo_type} repo")
+            error.body = {"url": url}
+            raise error
         private = payload.get("visibility", "private" if payload.get("private") else "public")
         repo = Repository(repo_type, repo_id, private == "private", created_at=self._now())
         repo.blobs[git_blob_id(_INITIAL_ATTRIBUTES)] = _INITIAL_ATTRIBUTES
@@ -322,6 +336,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             raise HubRequestError(
                 404, f"Commits are only served on {repos.DEFAULT_BRANCH}", error_code="RevisionNotFound"
             )
+
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
         if not lines or lines[0].get("key") != "header":
             raise HubRequestError(400, "The first NDJSON line of a commit must be the header")
@@ -335,13 +350,21 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
                 f"{repo.head.commit_id}. Please refresh and try again.",
             )
         self.hub.check_quota(repo)
+
         tree = dict(repo.head.tree)
         blobs: dict[str, bytes] = {}
         for line in lines[1:]:
             self._apply_operation(repo, tree, blobs, line["key"], line["value"])
+
         repo.blobs.update(blobs)
         commit = repo.add_commit(header.get("summary", ""), header.get("description", ""), tree)
         self.hub.record_commit(repo)
+        if self.hub.drop_commit_responses > 0:
+            self.hub.drop_commit_responses -= 1
+            self.close_connection = True
+            logger.info("Dropped the response to commit %s of %s", commit.commit_id, repo.repo_id)
+            return
+
         url = f"{self._base_url()}/{_URL_PREFIXES[repo.repo_type]}{repo.repo_id}/commit/{commit.commit_id}"
         self._send_json({"success": True, "commitOid": commit.commit_id, "commitUrl": url, "hookOutput": ""})
 
@@ -388,11 +411,11 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             raise HubRequestError(400, "Only the LFS upload operation is served")
         objects = []
         for item in payload["objects"]:
-            answer: dict[str, Any] = {"oid": item["oid"], "size": item["size"], "authenticated": True}
+            entry: dict[str, Any] = {"oid": item["oid"], "size": item["size"], "authenticated": True}
             if item["oid"] not in repo.lfs_objects:
                 href = f"{self._base_url()}/_lfs/{repo.repo_type}/{repo.repo_id}/{item['oid']}"
-                answer["actions"] = {"upload": {"href": href, "header": {}}}
-            objects.append(answer)
+                entry["actions"] = {"upload": {"href": href, "header": {}}}
+            objects.append(entry)
         self._send_json({"transfer": "basic", "objects": objects})
 
     def _lfs_upload(self, repo: Repository, oid: str, body: bytes) -> None:

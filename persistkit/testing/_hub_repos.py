@@ -1,6 +1,6 @@
 """In-memory repositories behind :mod:`persistkit.testing.hub_server`.
 
-Each repository is a linear chain of commits on one branch, ``main``. A commit holds a
+Each repository is a linear chain of commits on one branch, ``main``. A commit contains a
 full snapshot of the tree (path -> :class:`BlobEntry`), so any commit of the chain can be
 read back by its id. Blob contents are stored once, keyed by their git blob id; LFS
 objects are keyed by their SHA-256. Every method here runs under the server's lock.
@@ -18,13 +18,15 @@ LFS_POINTER_SIZE = 134  # Size of a git LFS pointer file for a SHA-256 oid and a
 
 
 class HubRequestError(Exception):
-    """A request that the server answers with an HTTP error status and ``X-Error-Code``."""
+    """A request that the server rejects with an HTTP error status and ``X-Error-Code``."""
 
     def __init__(self, status: int, message: str, *, error_code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_code = error_code
+        self.headers: dict[str, str] = {}
+        self.body: dict[str, str] = {}
 
 
 def git_blob_id(data: bytes) -> str:

@@ -29,8 +29,9 @@ repository type: empty for models, ``datasets/`` or ``spaces/``)::
 Errors carry ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``)
 as the Hub does, so the client raises its usual exceptions. A commit whose
 ``parentCommit`` is not the branch head gets 412. With ``commit_quota`` set, a repository
-accepts that many commits per ``quota_window_s`` seconds (a sliding window; 3600 s on the
-Hub) and answers 429 with ``Retry-After`` and ``RateLimit`` headers beyond it.
+accepts that many commits per ``quota_window_s`` seconds, in a sliding window (the Hub's
+limit is per hour). Beyond that it responds with 429 and ``Retry-After`` and ``RateLimit``
+headers.
 
 Not served: Xet storage, branches other than ``main``, tags, pull requests, pagination
 (every listing fits in one page), and permissions beyond one optional bearer token. Set
@@ -58,7 +59,7 @@ __all__ = ["HUGGINGFACE_HUB_VERSIONS", "HubServerStats", "HubTestServer", "clien
 logger = logging.getLogger(__name__)
 
 HUGGINGFACE_HUB_VERSIONS = (">=2.4", "<3")
-"""Range of huggingface_hub versions whose requests this server answers correctly."""
+"""Range of huggingface_hub versions whose requests this server handles correctly."""
 
 def _parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
@@ -118,6 +119,9 @@ class HubTestServer:
         self.token = token
         self.user = user
         self.stats = HubServerStats()
+        # Commits still to be applied with their response lost: the server closes the
+        # connection instead of responding, as when an acknowledgement gets lost.
+        self.drop_commit_responses = 0
         self.lock = threading.Lock()
         self.repositories: dict[tuple[str, str], Repository] = {}
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _HubRequestHandler)
@@ -192,7 +196,7 @@ class HubTestServer:
             f"You have exceeded the rate limit of {self.commit_quota} commits per "
             f"{self.quota_window_s:g} s for {repo.repo_id}. Retry after {wait_s} s.",
         )
-        error.headers = {  # type: ignore[attr-defined]
+        error.headers = {
             "Retry-After": str(wait_s),
             "RateLimit": f'"commits";r=0;t={wait_s}',
             "RateLimit-Policy": f'"fixed window";"commits";q={self.commit_quota};'
@@ -204,3 +208,37 @@ class HubTestServer:
         repo.commit_times.append(time.monotonic())
         self.stats.commits += 1
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a Hub test server on 127.0.0.1 until interrupted (``python -m`` entry point)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m persistkit.testing.hub_server",
+        description="Serve an in-memory Hugging Face Hub test server on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    parser.add_argument("--commit-quota", type=int, default=None, help="commits per window and repository")
+    parser.add_argument("--quota-window", type=float, default=3600.0, help="quota window in seconds")
+    parser.add_argument("--lfs-threshold", type=int, default=None, help="bytes from which files go through LFS")
+    args = parser.parse_args(argv)
+
+    server = HubTestServer(
+        port=args.port,
+        commit_quota=args.commit_quota,
+        quota_window_s=args.quota_window,
+        lfs_threshold=args.lfs_threshold,
+    )
+    print(f"Hub test server on {server.endpoint}; pass it as endpoint= (Ctrl-C stops it)", flush=True)
+    try:
+        server._httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

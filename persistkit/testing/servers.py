@@ -11,7 +11,7 @@ returns a :class:`RunningServer` whose ``stop()`` ends exactly the process it st
     ...
     server.stop()
 
-``server.storage_options`` holds what a CheckpointStore needs to reach it. Set the
+``server.storage_options`` contains what a CheckpointStore needs to reach it. Set the
 environment first with :func:`client_environment` (credentials, region, emulator
 switches); gcsfs reads ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT`` when it is imported.
 """
@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 TEST_ACCESS_KEY = "persistkit-test-key"
 TEST_SECRET_KEY = "persistkit-test-secret"  # Test-only credential of the local servers.
-_STOP_TIMEOUT_S = 10.0
+_STOP_TIMEOUT_S = 5.0
 
 
 class ServerStartError(RuntimeError):
@@ -62,8 +62,8 @@ def client_environment(hub_cache: str | None = None) -> dict[str, str]:
     """Return environment variables that point clients at local servers only.
 
     Covers botocore (credentials, region, no metadata probe), gcsfs (no gRPC probe that
-    emulators cannot answer) and huggingface_hub (no Xet, no telemetry, a dummy token and
-    a private cache folder).
+    emulators cannot serve) and huggingface_hub (no Xet, telemetry or progress bars, a
+    dummy token and a private cache folder).
     """
     return {
         "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY,
@@ -73,6 +73,7 @@ def client_environment(hub_cache: str | None = None) -> dict[str, str]:
         "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
         "HF_HUB_DISABLE_XET": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "HF_TOKEN": "persistkit-test-token",
         "HF_HUB_CACHE": hub_cache or tempfile.mkdtemp(prefix="persistkit-hf-cache-"),
     }
@@ -112,7 +113,12 @@ class RunningServer:
             try:
                 self._process.wait(timeout=_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                logger.warning("%s (PID %d) ignored SIGTERM; killing it", self.name, self._process.pid)
+                logger.warning(
+                    "%s (PID %d) did not exit within %g s of SIGTERM; killing it",
+                    self.name,
+                    self._process.pid,
+                    _STOP_TIMEOUT_S,
+                )
                 self._process.kill()
                 self._process.wait(timeout=_STOP_TIMEOUT_S)
         for cleanup in reversed(self._cleanup):
@@ -140,12 +146,12 @@ def _wait_ready(
                     return
         except urllib.error.HTTPError as error:
             if error.code < 500:
-                return  # The server answers; an auth error still means it is up.
+                return  # The server responds; an auth error still means it is up.
             last_error = error
         except OSError as error:
             last_error = error
         time.sleep(0.1)
-    raise ServerStartError(f"{name} did not answer {url} within {timeout_s:g} s: {last_error}")
+    raise ServerStartError(f"{name} did not respond at {url} within {timeout_s:g} s: {last_error}")
 
 
 def _start_process(
