@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from persistkit._deadline import Deadline, RunStatus
-from persistkit.errors import CheckpointNotFoundError, FingerprintMismatchError
+from persistkit.errors import CheckpointNotFoundError, FingerprintMismatchError, FlushError
 
 if TYPE_CHECKING:
     from persistkit._store import Checkpoint, CheckpointStore
@@ -110,12 +110,16 @@ def check_fingerprint(key: str, step: int, saved: Mapping[str, Any] | None,
                       current: Mapping[str, str]) -> None:
     """Raise if the saved fingerprint differs from the current one.
 
+    Only parts present on both sides are compared, because some inputs cannot always
+    be hashed (a LightGBM Dataset whose raw data was freed has no ``features`` part).
+
     Raises:
-        FingerprintMismatchError: Naming each part (params, data) that differs.
+        FingerprintMismatchError: Naming each part (params, data, features) that differs.
     """
     if saved is None:
         return
-    differing = sorted(part for part in current if saved.get(part) != current[part])
+    differing = sorted(part for part in current
+                       if part in saved and saved[part] != current[part])
     if differing:
         raise FingerprintMismatchError(
             f"The checkpoint {key!r} at step {step} was trained with other "
@@ -131,6 +135,19 @@ def load_latest(store: CheckpointStore, key: str) -> Checkpoint | None:
         return store.load(key)
     except CheckpointNotFoundError:
         return None
+
+
+def flush_store(store: CheckpointStore, key: str) -> None:
+    """Wait for pending checkpoints of a training call, logging instead of raising on failure.
+
+    A storage outage must not turn a finished training call into an exception that
+    loses the trained model, so a :class:`FlushError` is logged as a warning. The store
+    keeps retrying saves that are still pending.
+    """
+    try:
+        store.flush()
+    except FlushError as exc:
+        logger.warning("Checkpoints of %r may be missing or late in %s: %s", key, store.url, exc)
 
 
 def mark_status(model: Any, status: RunStatus) -> Any:

@@ -19,10 +19,14 @@ session as follows:
    session in a fresh container, so process 1 starts with the session. When ``/proc``
    cannot be read, the start time of the current process is used, and failing that the
    moment this module was imported. Both fallbacks start the clock late (a restarted
-   kernel looks like a new session), so the margin matters more there; the log says
-   which source was used.
+   kernel looks like a new session), so the margin matters more there. The log names
+   the source used.
 4. Safety margin: ``margin_seconds`` (15 minutes by default) is subtracted so that the
    last checkpoint, its upload and the resume instructions fit before the kill.
+
+NOTE: the environment variables, the process-1 rule and the session lengths come from
+the platforms' documentation and common knowledge; they were not checked on a live
+Kaggle or Colab session, so pass ``session_hours`` or an explicit deadline when unsure.
 """
 
 from __future__ import annotations
@@ -48,13 +52,13 @@ _IMPORT_TIME = time.time()
 
 
 class RunStatus(str, enum.Enum):
-    """How a training call or a search ended."""
+    """Outcome of a training call or a search."""
 
     COMPLETED = "completed"
     """Every requested round or trial ran, or early stopping ended the run."""
 
     STOPPED_BY_DEADLINE = "stopped_by_deadline"
-    """The deadline left too little time; the state is checkpointed and a rerun resumes."""
+    """The deadline left too little time. The state is checkpointed, and a rerun resumes."""
 
 
 class Deadline:

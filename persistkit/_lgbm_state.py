@@ -27,6 +27,10 @@ class EarlyStoppingState:
         self.stopping_rounds = stopping_rounds
         self.first_metric_only = first_metric_only
         self.min_delta = min_delta
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every round seen, as before the first round."""
         self.enabled = True
         self.best_score: list[float] = []
         self.best_iter: list[int] = []
@@ -140,14 +144,23 @@ def split_early_stopping(params: dict[str, Any], callbacks: list[Any]
 
 
 def dataset_fingerprint(params: dict[str, Any], train_set: Any) -> dict[str, str]:
-    """Return the params and data fingerprint of a LightGBM training call."""
+    """Return the params and data fingerprint of a LightGBM training call.
+
+    The labels and weights are always hashed. The features are hashed only while the
+    Dataset still has its raw data. A constructed Dataset with freed raw data has no
+    ``features`` part, and then only the other parts are compared.
+    """
     import numpy as np
 
-    data = train_set.data
-    if data is not None and not isinstance(data, str):
-        data = np.asarray(data)
+    # LightGBM keeps labels and weights as float32 once constructed, so hash them so.
     label = train_set.label if train_set.label is not None else train_set.get_label()
-    return _boosting.combine_fingerprints(
-        params=_boosting.params_fingerprint(params),
-        data=_boosting.data_fingerprint(data, label, train_set.weight),
-    )
+    weight = None if train_set.weight is None else np.asarray(train_set.weight, np.float32)
+    parts = {
+        "params": _boosting.params_fingerprint(params),
+        "data": _boosting.data_fingerprint(np.asarray(label, np.float32), weight),
+    }
+    data = train_set.data
+    if data is not None:
+        parts["features"] = _boosting.data_fingerprint(
+            data if isinstance(data, str) else np.asarray(data))
+    return _boosting.combine_fingerprints(**parts)

@@ -1,8 +1,8 @@
 """Resumable CatBoost training through CatBoost's own snapshot file.
 
-CatBoost's snapshot holds the trees, the evaluation history, the early-stopping state
+CatBoost's snapshot contains the trees, the evaluation history, the early-stopping state
 and the random generator state, so a fit continued from it gives the same model as an
-uninterrupted one (also with ``subsample`` and Bernoulli or MVS bootstrap). :func:`fit`:
+uninterrupted one (tested with ``subsample=0.8`` and the Bernoulli bootstrap). :func:`fit`:
 
 1. loads the newest checkpoint of ``key`` whose SHA-256 checks pass (the store verifies
    the manifest, and the snapshot is checked again against ``state.json``), and raises
@@ -160,13 +160,19 @@ def fit(model: Any, X: Any, y: Any = None, *, store: Any, key: str,
         ``model``, fitted, with ``persistkit_status`` set to a :class:`RunStatus`.
 
     Raises:
-        FingerprintMismatchError: If ``key`` holds a snapshot of other params or data.
+        FingerprintMismatchError: If ``key`` contains a snapshot of other params or data.
         ValueError: If ``fit_params`` sets a snapshot option, which this function owns.
     """
     owned = sorted(set(_OWNED_FIT_PARAMS) & set(fit_params))
     if owned:
         raise ValueError(f"persistkit.catboost.fit manages {owned} itself; remove them.")
     _boosting.CheckpointPolicy(every_rounds, every_seconds)
+    if model.get_params().get("allow_writing_files") is False:
+        raise ValueError(
+            "persistkit.catboost.fit needs CatBoost's snapshot file, but the model has "
+            "allow_writing_files=False; remove that option (set train_dir to choose where "
+            "CatBoost writes its other files)."
+        )
     current = fingerprint(model, X, y, eval_set=fit_params.get("eval_set"),
                           sample_weight=fit_params.get("sample_weight"))
 
@@ -187,7 +193,7 @@ def fit(model: Any, X: Any, y: Any = None, *, store: Any, key: str,
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    store.flush()
+    _boosting.flush_store(store, key)
     if sync.status is RunStatus.STOPPED_BY_DEADLINE and deadline is not None:
         _boosting.log_deadline_stop(store, key, sync.iterations, deadline)
     return _boosting.mark_status(model, sync.status)

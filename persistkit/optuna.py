@@ -3,19 +3,20 @@
 The study lives in a standard Optuna journal file (``JournalStorage`` over
 ``JournalFileBackend``) in a local temporary folder. At every trial boundary, and also
 just after a trial is created, the journal and the sampler's random state are saved
-together as one checkpoint under ``optuna/<study name>/journal``::
+together as one checkpoint under ``optuna/<study name>/journal`` (the newest three are
+kept)::
 
     optuna/<study name>/journal/<step>/
         journal.log     the Optuna journal, one JSON operation per line
         sampler.json    random generator states of the sampler (no pickle)
 
-:func:`load_study` pulls the newest checkpoint into a fresh local file, cuts a torn last
-record, marks trials left RUNNING by a dead session as FAIL (with the user attribute
-``fail_reason``), and puts the saved random state back into the sampler the caller
-passes. :func:`optimize` then runs trials until ``n_trials`` are COMPLETE in total.
+:func:`load_study` pulls the newest checkpoint into a fresh local file and cuts a torn
+last record. It marks trials left RUNNING by a dead session as FAIL, with the user
+attribute ``fail_reason``, and puts the saved random state back into the sampler that
+the caller passes. :func:`optimize` then runs trials until ``n_trials`` are COMPLETE in total.
 
 Determinism: the sampler state saved with a RUNNING trial is the state from before that
-trial was proposed, so the first trial after a resume draws the same parameters as the
+trial was proposed. So the first trial after a resume draws the same parameters as the
 interrupted one, and every later trial matches an uninterrupted run. This holds for
 samplers whose proposals depend only on their random state and the finished trials
 (``TPESampler`` and ``RandomSampler`` are tested). Samplers that mix the trial number
@@ -39,6 +40,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from persistkit import _boosting
 from persistkit._compat import import_optional
 from persistkit._deadline import Deadline, RunStatus
 from persistkit._sampler_state import capture_sampler_state, repair_journal, restore_sampler_state
@@ -61,6 +63,9 @@ __all__ = [
     "trial_key",
 ]
 
+# Each journal checkpoint contains the whole journal, so older ones are redundant. A few
+# are kept so that load can fall back when the newest fails verification.
+JOURNAL_RETENTION = {"keep_last": 3}
 JOURNAL_FILE = "journal.log"
 SAMPLER_FILE = "sampler.json"
 FAIL_REASON_ATTR = "fail_reason"
@@ -117,7 +122,7 @@ def load_study(
     state is restored from the checkpoint.
 
     Args:
-        store: The checkpoint store that holds the study.
+        store: The checkpoint store that contains the study.
         study_name: Optuna study name; also names the keys.
         direction: ``"minimize"`` or ``"maximize"`` for a single objective.
         directions: Directions of a multi-objective study.
@@ -176,7 +181,7 @@ def optimize(
     catch: Iterable[type[Exception]] = (),
     callbacks: Sequence[Callable[[Any, Any], None]] = (),
 ) -> OptimizeResult:
-    """Run trials until the study holds ``n_trials`` COMPLETE trials in total.
+    """Run trials until the study contains ``n_trials`` COMPLETE trials in total.
 
     Pruned trials and trials that raised keep their state and do not count. Before each
     trial the deadline must leave at least the mean duration of the COMPLETE trials.
@@ -188,8 +193,10 @@ def optimize(
         objective: The objective, as for ``Study.optimize``.
         n_trials: Total COMPLETE trials wanted, counting those of earlier sessions.
         deadline: Stop before a trial that would not finish in time.
-        catch: Exception types that mark the trial FAIL and let the search go on; any
-            other exception marks it FAIL, is checkpointed and propagates.
+        catch: Exception types that mark the trial FAIL and let the search go on. Any
+            other exception marks it FAIL, is checkpointed and propagates. NOTE: an
+            objective that always raises a caught exception never reaches ``n_trials``
+            COMPLETE trials, so this loop then runs until the deadline or forever.
         callbacks: Called as ``callback(study, frozen_trial)`` after each trial.
 
     Returns:
@@ -214,7 +221,7 @@ def optimize(
         for callback in callbacks:
             callback(study, frozen)
 
-    persisted.store.flush()
+    _boosting.flush_store(persisted.store, persisted.key)
     n_complete = _count_complete(study)
     if status is RunStatus.STOPPED_BY_DEADLINE:
         logger.warning(
@@ -326,6 +333,7 @@ def _commit(persisted: _PersistedStudy, sampler_state: dict[str, Any]) -> None:
         persisted.key,
         {JOURNAL_FILE: journal, SAMPLER_FILE: sampler_state},
         step=persisted.next_step,
+        retention=JOURNAL_RETENTION,
     )
     persisted.next_step += 1
 

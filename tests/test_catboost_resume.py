@@ -1,0 +1,195 @@
+"""Resume tests of persistkit.catboost: kills, corrupt snapshots, fingerprints, deadline."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from adapter_child import KILL_POINTS, SOAK_KILL_POINTS, make_regression, run_child, run_in_process
+from catboost import CatBoostError, CatBoostRegressor
+
+import persistkit.catboost as pcat
+from persistkit import CheckpointStore, Deadline
+from persistkit.errors import FingerprintMismatchError, MissingDependencyError
+
+FEATURES, TARGET = make_regression()
+KEY = "cat/run"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with CheckpointStore(str(tmp_path / "store"), background=False) as local_store:
+        yield local_store
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    return run_in_process("catboost")
+
+
+def model(tmp_path: Path, **params: Any) -> Any:
+    settings = {"iterations": 40, "depth": 3, "learning_rate": 0.5, "random_seed": 3,
+                "verbose": 0, "thread_count": 1, "bootstrap_type": "Bernoulli",
+                "subsample": 0.8, "early_stopping_rounds": 8,
+                "train_dir": str(tmp_path / "catboost_info"), **params}
+    return CatBoostRegressor(**settings)
+
+
+class CountIterations:
+    """CatBoost callback that records each iteration number and can stop training."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at = stop_at
+        self.seen: list[int] = []
+
+    def after_iteration(self, info: Any) -> bool:
+        self.seen.append(info.iteration)
+        return self.stop_at is None or info.iteration < self.stop_at
+
+
+def fit(store: CheckpointStore, tmp_path: Path, *, callback: Any = None,
+        features: np.ndarray = FEATURES, **kwargs: Any) -> Any:
+    extra = {"callbacks": [callback]} if callback is not None else {}
+    params = kwargs.pop("params", {})
+    return pcat.fit(model(tmp_path, **params), features[:220], TARGET[:220],
+                    eval_set=(features[220:], TARGET[220:]), store=store, key=KEY,
+                    every_rounds=5, **extra, **kwargs)
+
+
+@pytest.mark.parametrize("kill_point", [
+    *KILL_POINTS, *(pytest.param(point, marks=pytest.mark.soak) for point in SOAK_KILL_POINTS)])
+def test_killed_training_resumes_exactly(tmp_path: Path, reference: dict, kill_point: str) -> None:
+    assert run_child("catboost", str(tmp_path), kill_point) is None
+    resumed = run_child("catboost", str(tmp_path))
+
+    assert resumed is not None
+    assert resumed["predictions"] == reference["predictions"]
+    assert resumed["best_iteration"] == reference["best_iteration"]
+    assert resumed["best_score"] == reference["best_score"]
+    assert resumed["history"] == reference["history"]
+
+
+def test_half_written_snapshot_never_restarts_from_zero(
+        store: CheckpointStore, tmp_path: Path, reference: dict,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Users saw CatBoost silently restart from iteration 0 on a truncated snapshot file.
+    fit(store, tmp_path, callback=CountIterations(stop_at=12))
+    newest = store.steps(KEY)[-1]
+    step_dir = next(path for path in (tmp_path / "store" / "cat" / "run").iterdir()
+                    if path.name.startswith("_step-") and path.name.endswith(f"{newest:010d}"))
+    snapshot = step_dir / pcat.SNAPSHOT_FILE
+    snapshot.write_bytes(snapshot.read_bytes()[: snapshot.stat().st_size // 2])
+
+    counter = CountIterations()
+    with caplog.at_level(logging.WARNING):
+        resumed = fit(store, tmp_path, callback=counter)
+
+    assert counter.seen[0] > 1
+    assert counter.seen[0] <= newest + 1
+    assert f"Skipping snapshot 'cat/run' step {newest}" in caplog.text
+    assert "is corrupt" in caplog.text
+    assert resumed.predict(FEATURES[220:]).tolist() == reference["predictions"]
+
+
+def test_snapshot_disagreeing_with_state_is_skipped(
+        store: CheckpointStore, tmp_path: Path, reference: dict,
+        caplog: pytest.LogCaptureFixture) -> None:
+    fit(store, tmp_path, callback=CountIterations(stop_at=7))
+    good = store.load(KEY)
+    state = good.json("state.json")
+    store.save(KEY, {pcat.SNAPSHOT_FILE: good.files[pcat.SNAPSHOT_FILE][:100],
+                     "state.json": state}, step=good.step + 1, metadata=good.metadata)
+
+    counter = CountIterations()
+    with caplog.at_level(logging.WARNING):
+        resumed = fit(store, tmp_path, callback=counter)
+
+    assert "does not match state.json" in caplog.text
+    assert counter.seen[0] > 1
+    assert resumed.predict(FEATURES[220:]).tolist() == reference["predictions"]
+
+
+def test_changed_params_raise(store: CheckpointStore, tmp_path: Path) -> None:
+    fit(store, tmp_path, callback=CountIterations(stop_at=7))
+
+    with pytest.raises(FingerprintMismatchError, match="params"):
+        fit(store, tmp_path, params={"depth": 4})
+
+
+def test_changed_data_raise(store: CheckpointStore, tmp_path: Path) -> None:
+    fit(store, tmp_path, callback=CountIterations(stop_at=7))
+
+    with pytest.raises(FingerprintMismatchError, match="data"):
+        fit(store, tmp_path, features=FEATURES * 2.0)
+
+
+def test_deadline_stops_and_resumes(store: CheckpointStore, tmp_path: Path,
+                                    reference: dict) -> None:
+    stopped = fit(store, tmp_path, deadline=Deadline(seconds=-1))
+    resumed = fit(store, tmp_path)
+
+    assert stopped.persistkit_status is pcat.RunStatus.STOPPED_BY_DEADLINE
+    assert store.steps(KEY)
+    assert resumed.persistkit_status is pcat.RunStatus.COMPLETED
+    assert resumed.predict(FEATURES[220:]).tolist() == reference["predictions"]
+    assert resumed.get_evals_result() == reference["history"]
+
+
+def test_finished_fit_restores_same_model(store: CheckpointStore, tmp_path: Path,
+                                          reference: dict) -> None:
+    fit(store, tmp_path)
+    counter = CountIterations()
+    again = fit(store, tmp_path, callback=counter)
+
+    assert len(counter.seen) <= 1
+    assert again.predict(FEATURES[220:]).tolist() == reference["predictions"]
+
+
+def test_snapshot_options_are_rejected(store: CheckpointStore, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="snapshot_interval"):
+        fit(store, tmp_path, snapshot_interval=5)
+
+
+def test_disallowed_file_writing_rejected(store: CheckpointStore, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="allow_writing_files"):
+        fit(store, tmp_path, params={"allow_writing_files": False})
+
+
+def test_gpu_params_pass_through(store: CheckpointStore, tmp_path: Path) -> None:
+    if os.environ.get("PERSISTKIT_TEST_GPU"):
+        fitted = fit(store, tmp_path, params={"task_type": "GPU", "bootstrap_type": "Bernoulli"})
+        assert fitted.get_params()["task_type"] == "GPU"
+        return
+    # Without a GPU, CatBoost's CUDA error shows that task_type reached it.
+    with pytest.raises(CatBoostError, match=r"CUDA|GPU"):
+        fit(store, tmp_path, params={"task_type": "GPU"})
+
+
+def test_missing_library_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "catboost", None)
+    monkeypatch.delitem(sys.modules, "persistkit.catboost")
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'persistkit\[catboost\]'"):
+        importlib.import_module("persistkit.catboost")
+
+
+def test_every_seconds_uses_catboost_interval(store: CheckpointStore, tmp_path: Path,
+                                              reference: dict) -> None:
+    first = pcat.fit(model(tmp_path), FEATURES[:220], TARGET[:220],
+                     eval_set=(FEATURES[220:], TARGET[220:]), store=store, key=KEY,
+                     every_seconds=1)
+    counter = CountIterations()
+    again = pcat.fit(model(tmp_path), FEATURES[:220], TARGET[:220],
+                     eval_set=(FEATURES[220:], TARGET[220:]), store=store, key=KEY,
+                     every_seconds=1, callbacks=[counter])
+
+    assert store.steps(KEY)
+    assert first.predict(FEATURES[220:]).tolist() == reference["predictions"]
+    assert len(counter.seen) <= 1
+    assert again.predict(FEATURES[220:]).tolist() == reference["predictions"]
