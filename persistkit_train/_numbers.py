@@ -42,18 +42,25 @@ class InvalidPriceError(ValueError):
 def normalize_number(raw: str) -> str:
     """Return the ten-digit form of a Thai mobile number written in any common way.
 
-    Accepted: separators between digit groups (spaces, NBSP, dashes, dots, slashes,
-    brackets), Thai or other Unicode decimal digits, the country code as ``+66``, ``66`` or
-    ``0066`` (with or without the trunk ``0`` after it), a float export such as
-    ``812345678.0``, and a nine-digit number without its leading ``0`` (spreadsheets drop
-    it when they read the column as numbers). ``'+66 81 234 5678'``, ``'081-234-5678'`` and
-    ``'812345678'`` all give ``'0812345678'``.
+    Accepted forms:
+
+    - separators between digit groups: spaces, NBSP, dashes, dots, slashes, brackets;
+    - Thai or other Unicode decimal digits;
+    - the country code as ``+66``, ``66`` or ``0066``, with or without the trunk ``0``;
+    - spreadsheet artefacts: a float export such as ``812345678.0``, a leading apostrophe
+      (``'0812345678``), and a nine-digit number without its leading ``0`` (spreadsheets
+      drop it when they read the column as numbers).
+
+    ``'+66 81 234 5678'``, ``'081-234-5678'`` and ``'812345678'`` all give ``'0812345678'``.
 
     Raises:
         InvalidPhoneNumberError: The value has other characters, the wrong number of
             digits, or does not start with 06, 08 or 09. The message shows the value.
     """
     text = unicodedata.normalize("NFKC", str(raw)).strip()
+    if text.startswith("'"):
+        # Spreadsheet users type a leading apostrophe to keep the 0 of a number as text.
+        text = text[1:]
     if _FLOAT_EXPORT.fullmatch(text):
         text = text.split(".", 1)[0]
     compact = _SEPARATORS.sub("", text)

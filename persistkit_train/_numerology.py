@@ -1,17 +1,15 @@
 """Digit-pair meanings from Thai phone-number numerology (เลขศาสตร์เบอร์มงคล).
 
 Thai sellers of "auspicious numbers" (เบอร์มงคล) read a number as overlapping pairs of
-adjacent digits and price numbers whose pairs are "good" (คู่เลขดี) higher than numbers
-with "bad" pairs (คู่เลขเสีย). The pairs are read in both orders, so 24 and 42 share a
-meaning. The convention is folk belief and differs between sellers; the tables below
-keep only pairs that number-selling sites commonly agree on, as the author of this module
-understands that convention, and are not taken from a single published source. The zero
-is widely described as a digit of loss (สูญ) and avoided after the operator prefix, so
-every pair with a 0 counts as bad.
+adjacent digits. They price numbers whose pairs are "good" (คู่เลขดี) higher than numbers
+with "bad" pairs (คู่เลขเสีย), and read each pair in both orders, so 24 and 42 share a
+meaning. The convention is folk belief and sellers differ on some pairs. The tables
+below keep pairs that number-selling sites commonly list; they were written down from
+that convention, not copied from one published source. Zero is widely described as the
+digit of loss (สูญ) and avoided after the operator prefix, so every pair with a 0 is bad.
 
-NOTE: the tables were written from the convention before looking at prices, so that they
-encode no target information; they were not tuned on the data, and a pair missing from
-both tables counts as neutral.
+NOTE: the tables were fixed from the convention alone, not fitted to prices, so they
+carry no target information. A pair in neither table counts as neutral.
 """
 
 from __future__ import annotations

@@ -25,12 +25,22 @@ import io
 import logging
 import os
 import statistics
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from persistkit_train._csv_file import (
+    DataError,
+    DataFileNotFoundError,
+    column_index,
+    decode_csv_text,
+    field_at,
+    find_column,
+    read_bytes,
+    read_header,
+)
 from persistkit_train._numbers import (
     InvalidPhoneNumberError,
     InvalidPriceError,
@@ -41,6 +51,7 @@ from persistkit_train.i18n import _
 
 __all__ = [
     "DUPLICATE_RULE",
+    "SYNTHETIC_NOTE",
     "DataError",
     "DataFileNotFoundError",
     "DataReport",
@@ -56,24 +67,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DUPLICATE_RULE = "median price of the rows that share a normalised number"
+# Value of the ``note`` column in every row of the demo data that
+# persistkit_train.synthetic writes; the load report flags such rows.
+SYNTHETIC_NOTE = "SYNTHETIC demo data - not real prices"
+NOTE_COLUMN = "note"
 MAX_EXAMPLES = 3
-_SNIFF_BYTES = 8192
-
-# Leading bytes of formats that users save or download by mistake instead of CSV.
-_MAGIC_FORMATS = (
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook"),
-    (b"\x1f\x8b", "a gzip-compressed file"),
-    (b"%PDF", "a PDF document"),
-)
-
-
-class DataError(ValueError):
-    """The data file cannot be read as a CSV of numbers and prices."""
-
-
-class DataFileNotFoundError(DataError, FileNotFoundError):
-    """The data file does not exist."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +91,7 @@ class DataReport:
     rows_kept: int
     rejected: Mapping[str, RejectedRows]
     numbers_cleaned: int
+    synthetic_rows: int
     duplicate_numbers: int
     duplicate_rows_removed: int
     duplicate_price_conflicts: tuple[str, ...]
@@ -114,17 +113,27 @@ class DataReport:
             ),
         ]
         for reason, item in sorted(self.rejected.items()):
-            examples = ", ".join(f"{line}: {value!r}" for line, value in item.examples)
+            examples = ", ".join(
+                _("line {line} {value!r}").format(line=line, value=value)
+                for line, value in item.examples
+            )
             lines.append(
-                _("  {count} rows rejected: {reason} (for example line {examples})").format(
+                _("  {count} rows rejected: {reason} (for example {examples})").format(
                     count=item.count, reason=_reason_text(reason), examples=examples
                 )
             )
+        if self.synthetic_rows:
+            lines.append(
+                _(
+                    "{count} rows are marked as SYNTHETIC demo data: their prices are invented, "
+                    "not market prices."
+                ).format(count=self.synthetic_rows)
+            )
         if self.numbers_cleaned:
             lines.append(
-                _("{count} numbers had spaces, dashes or a +66 prefix removed.").format(
-                    count=self.numbers_cleaned
-                )
+                _(
+                    "{count} numbers were normalised (spaces, dashes, +66 prefix or a missing leading 0)."
+                ).format(count=self.numbers_cleaned)
             )
         if self.duplicate_numbers:
             lines.append(
@@ -205,27 +214,35 @@ def load_numbers(
         DataError: The file is empty, not CSV text, lacks a column, or has no valid row.
     """
     file_path = Path(path)
-    raw = _read_bytes(file_path)
-    text = _decode_csv_text(file_path, raw)
+    raw = read_bytes(file_path)
+    text = decode_csv_text(file_path, raw)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = _read_header(file_path, reader, delimiter)
-    number_index = _find_column(file_path, header, number_column, "number_column")
-    price_index = _find_column(file_path, header, price_column, "price_column")
+    header = read_header(file_path, reader, delimiter)
+    number_index = find_column(file_path, header, number_column, "number_column")
+    price_index = find_column(file_path, header, price_column, "price_column")
+    note_index = column_index(header, NOTE_COLUMN)
 
     collector = _RowCollector()
+    synthetic_rows = 0
     for row in reader:
         if not any(field.strip() for field in row):
             continue
-        number_raw = row[number_index] if number_index < len(row) else ""
-        price_raw = row[price_index] if price_index < len(row) else ""
-        collector.add(reader.line_num, number_raw, price_raw)
+        collector.add(reader.line_num, field_at(row, number_index), field_at(row, price_index))
+        if note_index is not None and field_at(row, note_index).strip() == SYNTHETIC_NOTE:
+            synthetic_rows += 1
 
+    if collector.rows_read == 0:
+        raise DataError(
+            _("{path}: the file has a header line but no data rows.").format(path=file_path)
+        )
     if not collector.numbers:
         raise DataError(
             _(
                 "{path}: no valid rows ({read} rows read, all rejected). Check that the "
-                "'{column}' column holds Thai mobile numbers and the prices are numbers."
-            ).format(path=file_path, read=collector.rows_read, column=number_column)
+                "'{column}' column contains Thai mobile numbers and '{price}' contains prices."
+            ).format(
+                path=file_path, read=collector.rows_read, column=number_column, price=price_column
+            )
         )
     frame, duplicates = _merge_duplicates(collector.numbers, collector.prices)
     prices = frame["price"]
@@ -235,6 +252,7 @@ def load_numbers(
         rows_kept=len(frame),
         rejected=dict(collector.rejected),
         numbers_cleaned=collector.numbers_cleaned,
+        synthetic_rows=synthetic_rows,
         duplicate_rule=DUPLICATE_RULE,
         price_min=float(prices.min()),
         price_median=float(prices.median()),
@@ -312,99 +330,3 @@ def _merge_duplicates(
         "duplicate_price_conflicts": conflicts,
     }
     return frame, summary
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise DataFileNotFoundError(
-            _("{path}: file not found. Check the path given to --data.").format(path=path)
-        ) from exc
-    except IsADirectoryError as exc:
-        raise DataError(
-            _("{path}: is a directory, not a CSV file. Pass the path of the CSV file.").format(
-                path=path
-            )
-        ) from exc
-
-
-def _decode_csv_text(path: Path, raw: bytes) -> str:
-    """Return the text of ``raw``, or raise DataError when it is not CSV text."""
-    if not raw.strip(b" \t\r\n\xef\xbb\xbf"):
-        raise DataError(
-            _(
-                "{path}: the file is empty. Export the data again with a header line and rows."
-            ).format(path=path)
-        )
-    head = raw[:_SNIFF_BYTES]
-    for magic, description in _MAGIC_FORMATS:
-        if head.startswith(magic):
-            raise DataError(
-                _("{path}: not a CSV file; it looks like {kind}. Save or export it as CSV.").format(
-                    path=path, kind=description
-                )
-            )
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = raw.decode("utf-16")
-    elif b"\x00" in head:
-        raise DataError(
-            _("{path}: not a CSV file; it contains binary data. Pass a CSV text file.").format(
-                path=path
-            )
-        )
-    else:
-        text = _decode_text_bytes(raw)
-    if text.lstrip().lower().startswith(("<!doctype html", "<html", "<?xml", "<")):
-        raise DataError(
-            _(
-                "{path}: not a CSV file; it looks like an HTML or XML page (a web page saved "
-                "instead of the raw file?). Download the raw CSV file."
-            ).format(path=path)
-        )
-    return text
-
-
-def _decode_text_bytes(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Excel on Thai Windows saves CSV in the Thai code page; numbers and prices are ASCII.
-        return raw.decode("cp874", errors="replace")
-
-
-def _read_header(path: Path, reader: Iterator[list[str]], delimiter: str) -> list[str]:
-    header: list[str] = []
-    for row in reader:
-        if any(field.strip() for field in row):
-            header = row
-            break
-    if not header:
-        raise DataError(
-            _(
-                "{path}: the file has no header line. Add a header such as 'phone_number,price'."
-            ).format(path=path)
-        )
-    if len(header) == 1:
-        found = [sep for sep in (";", "\t", "|", ",") if sep in header[0] and sep != delimiter]
-        if found:
-            raise DataError(
-                _(
-                    "{path}: the header line is separated by {found!r}, not {expected!r}. "
-                    "Save the file with commas between columns."
-                ).format(path=path, found=found[0], expected=delimiter)
-            )
-    return header
-
-
-def _find_column(path: Path, header: list[str], name: str, option: str) -> int:
-    cleaned = [field.strip().lstrip("\ufeff").strip().casefold() for field in header]
-    wanted = name.strip().casefold()
-    if wanted in cleaned:
-        return cleaned.index(wanted)
-    raise DataError(
-        _(
-            "{path}: missing column {name!r}; the header has {columns}. Rename the column "
-            "or pass its name with {option}."
-        ).format(path=path, name=name, columns=[field.strip() for field in header], option=option)
-    )

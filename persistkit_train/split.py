@@ -140,7 +140,8 @@ def cv_folds(
             )
             folds = splitter.split(positions, strata, groups=group_array)
         else:
-            # GroupKFold shuffles only from scikit-learn 1.6 on, so group ids are permuted here.
+            # GroupKFold takes shuffle= only from scikit-learn 1.6 on, and the train extra allows
+            # 1.4, so group ids are permuted here.
             folds = _shuffled_group_kfold(group_array, n_splits, seed)
     elif strata is not None:
         splitter = model_selection.StratifiedKFold(
