@@ -26,8 +26,9 @@ def fit_xgboost(
     runtime: Runtime,
     on_round: RoundCallback | None,
 ) -> FitOutcome:
-    import persistkit.xgboost
     import xgboost
+
+    import persistkit.xgboost
 
     full_params = {
         "objective": "reg:squarederror",
@@ -51,6 +52,7 @@ def fit_xgboost(
         evals=evals,
         early_stopping_rounds=early_stopping_rounds if valid is not None else None,
         callbacks=callbacks,
+        verbose_eval=False,
         store=runtime.store,
         key=key,
         every_rounds=runtime.every_rounds,
@@ -76,6 +78,7 @@ def fit_lightgbm(
     on_round: RoundCallback | None,
 ) -> FitOutcome:
     import lightgbm
+
     import persistkit.lightgbm
 
     full_params = {
@@ -132,6 +135,7 @@ def fit_catboost(
     on_round: RoundCallback | None,
 ) -> FitOutcome:
     import catboost
+
     import persistkit.catboost
 
     options: dict[str, Any] = {
@@ -141,29 +145,32 @@ def fit_catboost(
         "thread_count": runtime.threads,
         "task_type": "GPU" if runtime.devices["catboost"] == "cuda" else "CPU",
         "verbose": False,
-        "allow_writing_files": False,
         **params,
     }
     if valid is not None and early_stopping_rounds is not None:
         options["od_type"] = "Iter"
         options["od_wait"] = early_stopping_rounds
         options["use_best_model"] = True
-    model = catboost.CatBoostRegressor(**options)
     fit_options: dict[str, Any] = {}
     if on_round is not None and options["task_type"] == "CPU":
         # CatBoost accepts user callbacks on the CPU only.
         fit_options["callbacks"] = [_CatBoostProgress(rounds, on_round)]
-    model = persistkit.catboost.fit(
-        model,
-        train[0],
-        train[1],
-        eval_set=valid,
-        store=runtime.store,
-        key=key,
-        every_seconds=runtime.every_seconds,
-        deadline=runtime.deadline,
-        **fit_options,
-    )
+    # The snapshot needs file writing on; CatBoost's own logs go to a scratch folder
+    # instead of catboost_info/ in the working directory.
+    with tempfile.TemporaryDirectory(prefix="persistkit-catboost-info-") as train_dir:
+        model = catboost.CatBoostRegressor(**options, train_dir=train_dir)
+        model = persistkit.catboost.fit(
+            model,
+            train[0],
+            train[1],
+            eval_set=valid,
+            store=runtime.store,
+            key=key,
+            every_rounds=runtime.every_rounds,
+            every_seconds=runtime.every_seconds,
+            deadline=runtime.deadline,
+            **fit_options,
+        )
     used_rounds = int(model.tree_count_)
     return FitOutcome(model, used_rounds, _stopped(model))
 

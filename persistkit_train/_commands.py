@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from persistkit_train.cli import EXIT_DEADLINE, EXIT_FAILED, EXIT_INVALID, EXIT_OK, rerun_command
 from persistkit_train.i18n import _, format_baht
 
 logger = logging.getLogger(__name__)
@@ -59,19 +60,18 @@ def run_command(args: argparse.Namespace, arguments: Sequence[str], lang: str) -
         return _demo_data(args)
     except FingerprintMismatchError as exc:
         print(str(exc), file=sys.stderr)
-        return 2
+        return EXIT_INVALID
     except ValueError as exc:
         # DataError, invalid settings and invalid numbers all derive from ValueError.
         print(_("Error: {message}").format(message=exc), file=sys.stderr)
-        return 2
+        return EXIT_INVALID
     except (PersistkitError, OSError) as exc:
         print(_("Error: {message}").format(message=exc), file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
 
 def _run(args: argparse.Namespace, arguments: Sequence[str], lang: str) -> int:
     from persistkit_train._progress import ProgressReporter
-    from persistkit_train.cli import EXIT_DEADLINE, rerun_command
     from persistkit_train.config import make_config
     from persistkit_train.pipeline import run_training
 
@@ -84,6 +84,7 @@ def _run(args: argparse.Namespace, arguments: Sequence[str], lang: str) -> int:
         split=args.split,
         exact_resume=args.exact_resume,
         device=args.device,
+        checkpoint_every_rounds=args.checkpoint_every,
     )
     _route_optuna_logging()
     outcome = run_training(
@@ -113,7 +114,7 @@ def _run(args: argparse.Namespace, arguments: Sequence[str], lang: str) -> int:
             r2=ensemble["r2_log"], mape=ensemble["median_ape"], folder=args.output
         )
     )
-    return 0
+    return EXIT_OK
 
 
 def _make_deadline(time_budget: str | None) -> Any:
@@ -149,7 +150,7 @@ def _status(args: argparse.Namespace) -> int:
     with CheckpointStore(args.store, background=False) as store:
         for line in status_lines(store):
             print(line)
-    return 0
+    return EXIT_OK
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -166,7 +167,7 @@ def _predict(args: argparse.Namespace) -> int:
         frame = predictor.predict_frame(list(args.numbers))
         for row in frame.to_dict("records"):
             print(_format_prediction(row))
-    return 0
+    return EXIT_OK
 
 
 def _predict_file(predictor: Any, input_path: str, output_path: str, column: str) -> None:
@@ -209,4 +210,4 @@ def _demo_data(args: argparse.Namespace) -> int:
         _("Wrote {rows} rows of SYNTHETIC data (made-up numbers and prices, for trying the "
           "pipeline only) to {path}").format(rows=args.rows, path=args.path)
     )
-    return 0
+    return EXIT_OK

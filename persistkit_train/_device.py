@@ -15,11 +15,11 @@ _PROBE_TIMEOUT_SECONDS = 20
 
 
 def resolve_devices(requested: str) -> dict[str, str]:
-    """Return the device value each library takes: xgboost "cuda"/"cpu", lightgbm
-    "gpu"/"cpu", catboost "cuda"/"cpu".
+    """Return the device value of each library: xgboost "cuda" or "cpu", lightgbm "gpu"
+    or "cpu", catboost "cuda" or "cpu".
 
-    ``requested`` "auto" uses a GPU for each library that can run on the GPU found here;
-    "cuda" does the same but fails when no GPU is found.
+    With ``requested`` "auto", each library that can run on the GPU found here uses it.
+    "cuda" does the same but raises when no GPU is found.
 
     Raises:
         RuntimeError: ``requested`` is "cuda" and no NVIDIA GPU was found.

@@ -17,40 +17,48 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "best_model.pkl"
 
 
-def build_predictor(finals: dict[str, FitOutcome], meta: Any) -> Any:
-    """Return a PhonePricePredictor holding the final boosters and the meta-learner."""
+def build_predictor(
+    finals: dict[str, FitOutcome], meta: Any, feature_columns: list[str], metadata: dict[str, Any]
+) -> Any:
+    """Return a PhonePricePredictor holding the final boosters and the meta-learner.
+
+    The final fits train exactly ``FitOutcome.rounds`` rounds, so predicting with every
+    round of each booster matches the evaluation.
+    """
     from persistkit_train.predictor import PhonePricePredictor
 
     return PhonePricePredictor(
-        models={model: finals[model].model for model in meta.models},
-        rounds={model: finals[model].rounds for model in meta.models},
-        weights=dict(zip(meta.models, meta.weights, strict=True)),
-        intercept=meta.intercept,
+        base_models={model: finals[model].model for model in meta.models},
+        feature_columns=feature_columns,
+        meta_learner=meta,
+        metadata=metadata,
     )
 
 
 def build_results(
     data: Any,
     tuned: dict[str, Any],
-    meta: Any,
     evaluation: Any,
     importances: dict[str, np.ndarray],
-    config: Any,
+    summary: dict[str, Any],
+    data_lines: list[str],
 ) -> Any:
     """Return the EvaluationResults that the report is written from."""
     from persistkit_train.report import EvaluationResults
 
     return EvaluationResults(
-        metrics=evaluation.metrics,
+        split=summary["split"],
         y_true_log=evaluation.y_true_log,
-        predictions=evaluation.predictions,
+        predictions_log=evaluation.predictions,
+        ensemble_name="ensemble",
         feature_importances={
             model: dict(zip(data.feature_names, map(float, values), strict=True))
             for model, values in importances.items()
         },
         optuna_histories={model: result.history for model, result in tuned.items()},
-        split_name=config.split,
-        config_summary={**config.fingerprint_fields(), "meta_learner": meta.kind},
+        optuna_direction="maximize",
+        config=summary,
+        data_summary=data_lines,
     )
 
 

@@ -25,7 +25,7 @@ LAYOUT_VERSION = 1
 
 
 class RunMismatchError(FingerprintMismatchError):
-    """The store holds a run made with other settings or another data file."""
+    """The store contains a run made with other settings or another data file."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +113,7 @@ def claim_store(store: Any, current: RunFingerprint, *, restart: bool) -> bool:
     fingerprint.
 
     Raises:
-        RunMismatchError: The store holds a run with another fingerprint and ``restart``
+        RunMismatchError: The store contains a run with another fingerprint and ``restart``
             is False. The message lists every change and how to proceed.
     """
     saved = load_fingerprint(store)

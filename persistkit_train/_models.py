@@ -25,7 +25,7 @@ RoundCallback = Callable[[int, int], None]
 
 @dataclasses.dataclass(frozen=True)
 class Runtime:
-    """How fits run on this machine: device per model, threads, store and deadline."""
+    """Execution settings of the fits: device per model, threads, store and deadline."""
 
     store: Any
     devices: dict[str, str]
@@ -55,7 +55,7 @@ def suggest_params(model_name: str, trial: Any, config: TrainConfig) -> dict[str
     if model_name == "xgboost":
         params: dict[str, Any] = {
             "learning_rate": learning_rate,
-            "max_depth": trial.suggest_int("max_depth", 3, 10),
+            "max_depth": trial.suggest_int("max_depth", 3, 8),
             "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 32.0, log=True),
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
             "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 10.0, log=True),

@@ -1,6 +1,6 @@
 """Stage records in the store and the three data stages: load, features and split.
 
-Store layout of one run (keys; each holds committed steps)::
+Store layout of one run (keys, each with its committed steps)::
 
     run/fingerprint                 settings, data SHA-256, feature version
     stages/<stage>                  output of a finished stage (skip marker on re-run)
@@ -21,7 +21,7 @@ import io
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -116,13 +116,11 @@ class DataSet:
         return self.features[self.test_idx], self.log_prices[self.test_idx]
 
 
-def run_load_stage(ledger: StageLedger, data_path: str) -> tuple[list[str], np.ndarray]:
-    """Load and validate the CSV, print its report, and return numbers and prices."""
+def run_load_stage(ledger: StageLedger, loaded: Any) -> tuple[list[str], np.ndarray]:
+    """Commit the validated CSV (a ``LoadedData``), print its report, and return numbers
+    and prices."""
     if not ledger.done("load"):
-        from persistkit_train.data import load_numbers
-
         started = time.time()
-        loaded = load_numbers(data_path)
         frame = loaded.frame
         ledger.save(
             "load",
@@ -172,8 +170,11 @@ def run_split_stage(
 
         started = time.time()
         frame = pd.DataFrame({"number": numbers, "price": prices})
+        method: Literal["stratified", "grouped"] = (
+            "grouped" if config.split == "grouped" else "stratified"
+        )
         train_idx, test_idx = holdout_split(
-            frame, method=config.split, test_size=config.test_size, seed=config.seed
+            frame, method=method, test_size=config.test_size, seed=config.seed
         )
         groups = None
         if config.split == "grouped":

@@ -1,7 +1,7 @@
 """Command line of persistkit-train: run, status, predict and demo-data.
 
 Exit codes: 0 success, 1 failure, 2 invalid input (arguments, data file, a store that
-holds another run), 3 stopped by the time budget (re-run the same command to resume).
+contains another run), 3 stopped by the time budget (re-run the same command to resume).
 """
 
 from __future__ import annotations
@@ -134,6 +134,12 @@ def _add_run_parser(commands: argparse._SubParsersAction, common: argparse.Argum
         default=None,
         help=_("search without row and column subsampling, so a fit resumed midway equals "
                "an uninterrupted one"),
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help=_("save each booster every this many rounds (default: 50 for full, 100 for "
+               "quick; also every 30 s)"),
     )
     run.add_argument(
         "--output", default=DEFAULT_OUTPUT, help=_("folder for the report and exported models")

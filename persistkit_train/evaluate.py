@@ -1,9 +1,9 @@
 """Held-out evaluation and export: metrics, report, best_model.pkl and native models.
 
 The held-out rows are used here for the first time in a run. The export stage commits
-every exported file to the store under ``stages/export``, and each run writes them to
-the output folder from there, so a finished run restored in a new session (for example a
-new Kaggle notebook session) gets its files back without training again.
+every exported file to the store under ``stages/export``. Each run writes the files to
+the output folder from there, so re-running a finished run in a new session (a new Kaggle
+notebook session, for example) restores them without training again.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def run_export_stage(
         started = time.time()
         with tempfile.TemporaryDirectory(prefix="persistkit-export-") as scratch:
             folder = pathlib.Path(scratch)
-            _write_exports(folder, data, tuned, finals, meta, evaluation, config, lang)
+            _write_exports(folder, data, tuned, finals, meta, evaluation, config, ledger, lang)
             files = {
                 _store_name(path.relative_to(folder)): path.read_bytes()
                 for path in sorted(folder.rglob("*"))
@@ -123,20 +123,32 @@ def _write_exports(
     meta: MetaLearner,
     evaluation: Evaluation,
     config: TrainConfig,
+    ledger: StageLedger,
     lang: str,
 ) -> None:
-    from persistkit_train._export import build_predictor, build_results
+    from persistkit_train._export import MODEL_FILE, build_predictor, build_results
     from persistkit_train.report import write_report
 
-    predictor = build_predictor(finals, meta)
-    predictor.save(folder / "best_model.pkl")
+    summary = {
+        **config.fingerprint_fields(),
+        "meta_learner": meta.kind,
+        "meta_weights": dict(zip(meta.models, meta.weights, strict=True)),
+    }
+    predictor = build_predictor(
+        finals,
+        meta,
+        data.feature_names,
+        {"held_out_metrics": evaluation.metrics, "settings": summary},
+    )
+    predictor.save(folder / MODEL_FILE)
     predictor.export_native(folder)
 
     importances = {
         model: feature_importances(model, finals[model].model, len(data.feature_names))
         for model in meta.models
     }
-    results = build_results(data, tuned, meta, evaluation, importances, config)
+    data_lines = list(ledger.load("load").json("report.json")["lines"])
+    results = build_results(data, tuned, evaluation, importances, summary, data_lines)
     write_report(folder, results, lang=lang)
 
 

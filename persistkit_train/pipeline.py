@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
-    """How a call of :func:`run_training` ended.
+    """Result of one :func:`run_training` call.
 
     Attributes:
         completed: False when the time budget stopped the run; re-running resumes it.
@@ -70,11 +70,12 @@ def run_training(
     """Run or resume the whole pipeline with the store at ``store_url``.
 
     Raises:
-        persistkit_train._fingerprint.RunMismatchError: The store holds a run with other
+        persistkit_train._fingerprint.RunMismatchError: The store contains a run with other
             settings or data and ``restart`` is False.
         persistkit_train.data.DataError: The CSV is empty, not CSV or lacks a column.
     """
     from persistkit import CheckpointStore
+    from persistkit_train.data import load_numbers
     from persistkit_train.features import FEATURE_VERSION
 
     progress = progress or ProgressReporter()
@@ -82,18 +83,21 @@ def run_training(
     if warning is not None:
         logger.warning("%s", warning)
 
+    # Validate the CSV before the store is bound to its checksum, so that a file that
+    # fails to load never blocks the corrected file with a fingerprint mismatch.
     data_path = os.fspath(data_path)
-    if not os.path.isfile(data_path):
-        from persistkit_train.data import DataError
-
-        raise DataError(_("Data file {path} not found.").format(path=data_path))
+    loaded = load_numbers(data_path)
     fingerprint = RunFingerprint(
         config=config.fingerprint_fields(),
         data_sha256=hash_file(data_path),
         data_name=os.path.basename(data_path),
         feature_version=str(FEATURE_VERSION),
     )
-    with CheckpointStore(store_url, storage_options=storage_options) as store:
+    # Two steps per key: the newest, and one to fall back to if the newest fails to verify.
+    retention = {"keep_last": 2}
+    with CheckpointStore(
+        store_url, storage_options=storage_options, retention=retention
+    ) as store:
         resumed = claim_store(store, fingerprint, restart=restart)
         if resumed:
             logger.info("%s", _("Resuming the run in {url}").format(url=store.url))
@@ -111,7 +115,7 @@ def run_training(
         )
         runner = _StageRunner(StageLedger(store, fingerprint.digest), config, runtime, progress)
         try:
-            outcome = runner.run(data_path, pathlib.Path(output_dir), lang)
+            outcome = runner.run(loaded, pathlib.Path(output_dir), lang)
         except DeadlineReached:
             store.flush()
             return RunOutcome(completed=False, stopped_at=runner.current_stage)
@@ -149,12 +153,12 @@ class _StageRunner:
         else:
             logger.info("%s", _("Stage {name}: running").format(name=name))
 
-    def run(self, data_path: str, output_dir: pathlib.Path, lang: str) -> RunOutcome:
+    def run(self, loaded: Any, output_dir: pathlib.Path, lang: str) -> RunOutcome:
         from persistkit_train.evaluate import run_evaluate_stage, run_export_stage
         from persistkit_train.stack import run_final_stage, run_stack_stage
         from persistkit_train.tune import run_tune_stage
 
-        data = self._data(data_path)
+        data = self._data(loaded)
 
         tuned = {}
         for model in self.config.models:
@@ -181,9 +185,9 @@ class _StageRunner:
         self.progress.stage(len(self.names) + 1, len(self.names), _("done"))
         return RunOutcome(completed=True, metrics=evaluation.metrics, files=tuple(files))
 
-    def _data(self, data_path: str) -> DataSet:
+    def _data(self, loaded: Any) -> DataSet:
         self.enter("load")
-        numbers, prices = run_load_stage(self.ledger, data_path)
+        numbers, prices = run_load_stage(self.ledger, loaded)
         self.enter("features")
         features, names = run_features_stage(self.ledger, numbers)
         self.enter("split")

@@ -181,6 +181,13 @@ def _oof_column(
             prediction = predict_model(tuned.model, outcome, features[valid_rows])
             runtime.store.save(key, {"oof.npy": encode_array(prediction)}, step=0)
             runtime.store.flush()
+        else:
+            logger.info(
+                "%s",
+                _("{model} out-of-fold predictions of fold {fold}: reused from the store").format(
+                    model=tuned.model, fold=fold
+                ),
+            )
         column[valid_rows] = decode_array(runtime.store.load(key).files["oof.npy"])
     return column
 

@@ -34,7 +34,11 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class TuneResult:
-    """Best hyperparameters of one model and the search history."""
+    """Best hyperparameters of one model and the search history.
+
+    ``history`` pairs the index of each COMPLETE trial, in completion order, with its
+    mean CV R².
+    """
 
     model: str
     params: dict[str, Any]
@@ -73,11 +77,10 @@ def run_tune_stage(
         started = time.time()
         study = _search(model, data, config, runtime, progress)
         best = study.best_trial
-        history = [
-            (trial.number, float(trial.value))
-            for trial in study.trials
-            if trial.state.name == "COMPLETE"
-        ]
+        # Numbered by completion order, not Optuna's trial number: a trial killed with
+        # its session takes a number, and the history must not depend on kills.
+        values = [trial.value for trial in study.trials if trial.state.name == "COMPLETE"]
+        history = [(index, float(value)) for index, value in enumerate(values)]
         ledger.save(
             stage,
             {
@@ -120,6 +123,7 @@ def _search(
     progress: ProgressReporter,
 ) -> Any:
     import optuna
+
     import persistkit.optuna
 
     sampler = optuna.samplers.TPESampler(
@@ -140,6 +144,17 @@ def _search(
         complete = _count_complete(study)
         best = _best_value(study)
         progress.trial_finished(complete, best)
+        logger.info(
+            "%s",
+            _("{model} trial {done} of {total}: {state}, CV R² {score}, best {best}").format(
+                model=model,
+                done=complete,
+                total=config.trials,
+                state=trial.state.name,
+                score="-" if trial.value is None else f"{trial.value:.4f}",
+                best="-" if best is None else f"{best:.4f}",
+            ),
+        )
         runtime.store.save(
             progress_key(model),
             {
@@ -190,23 +205,35 @@ class _CrossValidationObjective:
 
     def __call__(self, trial: Any) -> float:
         import optuna
+
         import persistkit.optuna
 
         params = suggest_params(self._model, trial, self._config)
         trial_key = persistkit.optuna.trial_key(trial)
+        fold_keys = [f"{trial_key}/fold-{fold}" for fold in range(len(self._folds))]
         scores: list[float] = []
         rounds: list[int] = []
         for fold, (fit_rows, valid_rows) in enumerate(self._folds):
-            outcome = self._fit_fold(params, fit_rows, valid_rows, f"{trial_key}/fold-{fold}")
+            outcome = self._fit_fold(params, fit_rows, valid_rows, fold_keys[fold])
             prediction = predict_model(self._model, outcome, self._features[valid_rows])
             scores.append(r2_score(self._target[valid_rows], prediction))
             rounds.append(outcome.rounds)
             trial.report(float(np.mean(scores)), fold)
             if trial.should_prune():
+                self._delete_checkpoints(fold_keys[: fold + 1])
                 raise optuna.TrialPruned()
+        # The trial's result goes into the journal, so its boosters are no longer needed
+        # to resume. A kill before the journal commit only makes the retry refit them.
+        self._delete_checkpoints(fold_keys)
         trial.set_user_attr("rounds", math.ceil(float(np.mean(rounds))))
         trial.set_user_attr("fold_scores", scores)
         return float(np.mean(scores))
+
+    def _delete_checkpoints(self, keys: list[str]) -> None:
+        store = self._runtime.store
+        for key in keys:
+            if store.latest_step(key) is not None:
+                store.delete(key)
 
     def _fit_fold(
         self, params: dict[str, Any], fit_rows: np.ndarray, valid_rows: np.ndarray, key: str

@@ -1,4 +1,4 @@
-"""Shared pytest set-up and fixtures of the test suite.
+"""Shared pytest set-up for persistkit's own tests.
 
 An installed persistkit registers its fixtures through the ``pytest11`` entry point. In
 a development tree that is not installed, this file loads the plugin module instead, so
