@@ -35,10 +35,6 @@ from persistkit.testing.killmatrix import (
     compare_artefacts,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_PATH = REPO_ROOT.parent / "shared" / "data" / "numberdata.csv"
-
-
 # --- artefact comparison ---------------------------------------------------------------
 
 
@@ -339,10 +335,9 @@ SLICE_KILLS = MATRICES["slice"]
 SOAK_KILLS = MATRICES["full"]
 
 
-def _run_builtin(name: str, kills: int, workdir: Path, *, seed: int) -> MatrixResult:
-    targets = builtin_targets(data_path=DATA_PATH)
-    result = KillMatrix(targets[name], workdir, seed=seed, kills=kills).run()
-    return result
+def _run_builtin(name: str, kills: int, workdir: Path, *, seed: int, data_path: Path) -> MatrixResult:
+    targets = builtin_targets(data_path=data_path)
+    return KillMatrix(targets[name], workdir, seed=seed, kills=kills).run()
 
 
 def _assert_clean(result: MatrixResult, kills: int) -> None:
@@ -354,23 +349,23 @@ def _assert_clean(result: MatrixResult, kills: int) -> None:
     assert result.kills >= kills
 
 
-def test_slice_and_soak_sizes() -> None:
+def test_slice_and_soak_sizes(real_data_path: Path) -> None:
     assert sum(SLICE_KILLS.values()) >= 30
     assert sum(SOAK_KILLS.values()) >= 300
-    assert set(SLICE_KILLS) <= set(builtin_targets(data_path=DATA_PATH))
-    assert set(SOAK_KILLS) <= set(builtin_targets(data_path=DATA_PATH))
+    assert set(SLICE_KILLS) <= set(builtin_targets(data_path=real_data_path))
+    assert set(SOAK_KILLS) <= set(builtin_targets(data_path=real_data_path))
 
 
 @pytest.mark.parametrize("name", sorted(SLICE_KILLS))
-def test_kill_slice(name: str, tmp_path: Path) -> None:
-    result = _run_builtin(name, SLICE_KILLS[name], tmp_path, seed=2026)
+def test_kill_slice(name: str, tmp_path: Path, real_data_path: Path) -> None:
+    result = _run_builtin(name, SLICE_KILLS[name], tmp_path, seed=2026, data_path=real_data_path)
 
     _assert_clean(result, SLICE_KILLS[name])
 
 
 @pytest.mark.soak
 @pytest.mark.parametrize("name", sorted(SOAK_KILLS))
-def test_kill_soak(name: str, tmp_path: Path) -> None:
-    result = _run_builtin(name, SOAK_KILLS[name], tmp_path, seed=7)
+def test_kill_soak(name: str, tmp_path: Path, real_data_path: Path) -> None:
+    result = _run_builtin(name, SOAK_KILLS[name], tmp_path, seed=7, data_path=real_data_path)
 
     _assert_clean(result, SOAK_KILLS[name])
