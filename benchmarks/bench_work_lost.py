@@ -2,8 +2,8 @@
 
 For each checkpoint interval the script starts an XGBoost training run in a child
 process (persistkit checkpoints to a local folder), SIGKILLs it after a seeded random
-delay, and measures the work lost: the wall time between the end of the newest
-committed round and the kill. A resumed run repeats exactly that work. Before any
+delay after its first round, and measures the work lost: the wall time between the end
+of the newest committed round and the kill. A resumed run repeats exactly that work. Before any
 checkpoint is committed, the whole time since training started is lost. The child
 appends every finished round with its wall-clock time to a log, so the lost time is
 measured, not estimated from the interval.
@@ -78,6 +78,11 @@ def one_kill(delay_s: float, every_seconds: float | None, every_rounds: int | No
         command = [sys.executable, __file__, "--child", store_url, str(log_path),
                    str(every_seconds or 0), str(every_rounds or 0)]
         process = subprocess.Popen(command, start_new_session=True)
+        # The delay counts from the first logged round, so imports never absorb it.
+        while not log_path.exists() or not log_path.read_text():
+            if process.poll() is not None:
+                raise RuntimeError(f"the training child exited with {process.returncode}")
+            time.sleep(0.05)
         time.sleep(delay_s)
         killed_at = time.time()
         os.killpg(process.pid, signal.SIGKILL)
@@ -122,8 +127,8 @@ def main() -> None:
     rows = []
     samples: dict[str, list[dict[str, Any]]] = {}
     for label, seconds, rounds, span in settings:
-        # Kill after imports and data set-up (about 3 s), spread over three intervals.
-        samples[label] = [one_kill(rng.uniform(4.0, 4.0 + max(3 * span, 10.0)), seconds, rounds)
+        # Kill moments spread over three intervals (at least 10 s) after training started.
+        samples[label] = [one_kill(rng.uniform(0.5, max(3 * span, 10.0)), seconds, rounds)
                           for _ in range(args.kills)]
         lost = [sample["lost_s"] for sample in samples[label]]
         rows.append([label, len(lost), median(lost), max(lost),
