@@ -1,6 +1,6 @@
 """Kill matrix: the harness itself, and SIGKILL rounds over every built-in target.
 
-The default run holds a bounded slice (at least 30 kills over the targets, a few minutes
+The default run contains a bounded slice (at least 30 kills over the targets, a few minutes
 on 2 cores). The full matrix (at least 300 kills) is marked ``soak``:
 ``python -m pytest tests/test_killmatrix.py -m soak``. Kill delays are seeded; a failure
 message names the seed and delays that replay it with
@@ -272,7 +272,7 @@ def test_replay_uses_given_delays(tmp_path: Path) -> None:
 
 def test_seed_fixes_kill_positions() -> None:
     # The seed fixes where each kill lands relative to the reference run's first commit
-    # and duration; the seconds scale with how long the reference run took.
+    # and duration. The seconds scale with how long the reference run took.
     short = _killrun._kill_windows(0.0, [1.0], 4.0)
     long = _killrun._kill_windows(0.0, [2.0], 8.0)
     rng_short, rng_long, rng_other = random.Random("1/t"), random.Random("1/t"), random.Random("2/t")

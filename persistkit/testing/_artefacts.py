@@ -1,7 +1,7 @@
 """Comparison of the final artefacts of an interrupted run with those of a reference run.
 
 A target writes its results (predictions, trial parameters, metrics) as files in its
-output folder. Each :class:`ArtefactRule` selects files by glob pattern and says how
+output folder. Each :class:`ArtefactRule` selects files by glob pattern and states how
 they must match: byte for byte (the exact paths), or as JSON documents whose numbers may
 differ within a :class:`Tolerance` (the approximate paths, such as boosting with
 subsampling, whose continuation after a resume is not bit-identical).
@@ -49,9 +49,9 @@ class ArtefactRule:
 
     Attributes:
         pattern: glob pattern relative to the output folder, such as ``"result.json"``.
-        tolerance: None for byte-identical files; otherwise both files are parsed as
-            JSON and numbers may differ within this tolerance (strings, keys, list
-            lengths and booleans must still be equal).
+        tolerance: None for byte-identical files. Otherwise both files are parsed as
+            JSON, and numbers may differ within this tolerance. Strings, keys, list
+            lengths and booleans must still be equal.
     """
 
     pattern: str

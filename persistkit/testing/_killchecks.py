@@ -12,10 +12,10 @@ After the harness has SIGKILLed a target it inspects the target's store from out
 4. When the target records what it meant to save (an intent log), every visible
    checkpoint has exactly the contents of one of those saves.
 
-Targets that know when a checkpoint is committed (``save`` returned with
-``background=False``, or ``flush()`` returned) append it to an acknowledgement log;
-targets that know what they save append it to the intent log before calling ``save``.
-Both are JSON lines ``{"key": ..., "step": ..., "digest": ...}`` in the output folder;
+A target that knows when a checkpoint is committed (``save`` returned with
+``background=False``, or ``flush()`` returned) may append it to an acknowledgement log.
+A target that knows what it saves may append each checkpoint to the intent log before
+calling ``save``. Both are JSON lines ``{"key": ..., "step": ..., "digest": ...}`` in the output folder;
 :func:`checkpoint_digest` computes the digest the same way on both sides.
 """
 
@@ -155,7 +155,7 @@ def _open_reader(url: str, storage_options: Mapping[str, object] | None) -> Stor
 
 
 def has_commit(url: str, storage_options: Mapping[str, object] | None = None) -> bool:
-    """Return whether the store at ``url`` holds at least one committed checkpoint."""
+    """Return whether the store at ``url`` contains at least one committed checkpoint."""
     reader = _open_reader(url, storage_options)
     try:
         return bool(reader.keys())

@@ -6,9 +6,10 @@ the store, and starts the target again, until an attempt completes. The complete
 artefacts are then compared with those of a reference run that was never killed. Rounds
 repeat until the requested number of kills is reached.
 
-The seed fixes the kill delays, not the program state at each delay, which also depends
-on machine load: a failing schedule replays with the same ``--seed`` (or the exact
-``--delays``), and reproduces most reliably on the machine it failed on.
+The seed fixes where each kill lands relative to the reference run (its first commit and
+its duration), not the program state at that moment, which also depends on machine load.
+A failing schedule replays with the same ``--seed``, or with the exact ``--delays`` it
+printed, and reproduces most reliably on the machine it failed on.
 
 Layout of the work folder::
 
@@ -43,8 +44,8 @@ __all__ = ["Attempt", "KillMatrix", "MatrixResult", "RoundResult", "Target"]
 
 logger = logging.getLogger(__name__)
 
-# Where the package containing ``persistkit`` lives, so target subprocesses import the
-# same code as the harness even when persistkit is not installed.
+# Folder that contains the ``persistkit`` package. Target subprocesses get it on their
+# PYTHONPATH, so they import the same code as the harness even when it is not installed.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 # Rounds in a row that end before any kill after which the matrix stops: the target then

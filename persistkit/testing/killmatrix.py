@@ -103,43 +103,52 @@ def build_parser() -> argparse.ArgumentParser:
         "check the store after every kill and compare the final artefacts with an "
         "uninterrupted run. Exit code 1 when any check fails.",
     )
-    what = parser.add_argument_group("what to run")
-    what.add_argument("--target", action="append", default=[],
-                      help="built-in target to run (repeatable); see --list")
-    what.add_argument("--matrix", choices=("slice", "full"),
-                      help="run a named set of built-in targets, each with its own kill count: "
-                      "slice (at least 30 kills, as in the default tests) or full (at least "
-                      "300); with --target, only those targets of the set")
-    what.add_argument("--list", action="store_true", help="list the built-in targets and exit")
-    what.add_argument("--data", type=Path,
-                      help="phone-number CSV for the train-quick target")
-    what.add_argument("--command", help="your own target command; {store} and {out} are "
-                      "replaced by the store URL and the output folder")
-    what.add_argument("--exact", action="append", default=[], metavar="GLOB",
-                      help="with --command: output files that must be byte-identical")
-    what.add_argument("--approx", action="append", default=[], type=_parse_approx,
-                      metavar="GLOB:RTOL[:ATOL]",
-                      help="with --command: JSON output files whose numbers may differ "
-                      "within the relative and absolute tolerance")
-    what.add_argument("--deletable-keys", metavar="REGEX",
-                      help="with --command: keys the job may delete as a whole")
-    how = parser.add_argument_group("how to kill")
-    how.add_argument("--kills", type=int, default=10,
-                     help="minimum kills per target (default 10; --matrix sets its own)")
-    how.add_argument("--seed", type=int, default=0, help="seed of the kill delays (default 0)")
-    how.add_argument("--delays", type=_parse_delays, default=[],
-                     help="explicit kill delays in seconds, comma-separated, used before seeded ones")
-    how.add_argument("--max-kills-per-round", type=int, default=5,
-                     help="kills before a round runs to completion (default 5)")
-    how.add_argument("--min-delay", type=float,
-                     help="earliest kill after start in seconds (default: the target's own)")
-    how.add_argument("--timeout", type=float, help="seconds one attempt may run (default: the target's own)")
+    _add_target_options(parser.add_argument_group("targets"))
+    _add_kill_options(parser.add_argument_group("kills"))
+
     output = parser.add_argument_group("output")
     output.add_argument("--workdir", type=Path,
                         help="folder for stores, outputs and logs (default: a new temporary folder)")
     output.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     output.add_argument("-v", "--verbose", action="store_true", help="log every attempt")
     return parser
+
+
+def _add_target_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--target", action="append", default=[],
+                       help="built-in target to run (repeatable); see --list")
+    group.add_argument("--matrix", choices=("slice", "full"),
+                       help="run a named set of built-in targets, each with its own kill count: "
+                       "slice (at least 30 kills, as in the default tests) or full (at least "
+                       "300); with --target, only those targets of the set")
+    group.add_argument("--list", action="store_true", help="list the built-in targets and exit")
+    group.add_argument("--data", type=Path, help="phone-number CSV for the train-quick targets")
+
+    group.add_argument("--command", help="your own target command; {store} and {out} are "
+                       "replaced by the store URL and the output folder")
+    group.add_argument("--exact", action="append", default=[], metavar="GLOB",
+                       help="with --command: output files that must be byte-identical")
+    group.add_argument("--approx", action="append", default=[], type=_parse_approx,
+                       metavar="GLOB:RTOL[:ATOL]",
+                       help="with --command: JSON output files whose numbers may differ "
+                       "within the relative and absolute tolerance")
+    group.add_argument("--deletable-keys", metavar="REGEX",
+                       help="with --command: keys the job may delete as a whole")
+
+
+def _add_kill_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--kills", type=int, default=10,
+                       help="minimum kills per target (default 10; --matrix sets its own)")
+    group.add_argument("--seed", type=int, default=0, help="seed of the kill delays (default 0)")
+    group.add_argument("--delays", type=_parse_delays, default=[],
+                       help="explicit kill delays in seconds, comma-separated, used before "
+                       "seeded ones")
+    group.add_argument("--max-kills-per-round", type=int, default=5,
+                       help="kills before a round runs to completion (default 5)")
+    group.add_argument("--min-delay", type=float,
+                       help="earliest kill after start in seconds (default: the target's own)")
+    group.add_argument("--timeout", type=float,
+                       help="seconds one attempt may run (default: the target's own)")
 
 
 def _selected_targets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Target]:
