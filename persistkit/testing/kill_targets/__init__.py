@@ -93,9 +93,6 @@ def builtin_targets(*, data_path: Path | None = None) -> dict[str, Target]:
         Target("xgboost", _module("boosting", "xgboost"), _EXACT_RESULT, min_delay_s=0.3),
         Target("xgboost-subsample", _module("boosting", "xgboost", "--subsample", "0.8"),
                (ArtefactRule("result.json", _SUBSAMPLE_TOLERANCE),), min_delay_s=0.3),
-        Target("xgboost-subsample-seeded",
-               _module("boosting", "xgboost", "--subsample", "0.8", "--seed-per-iteration"),
-               _EXACT_RESULT, min_delay_s=0.3),
         Target("lightgbm", _module("boosting", "lightgbm"), _EXACT_RESULT, min_delay_s=0.3),
         Target("catboost", _module("boosting", "catboost"), _EXACT_RESULT, min_delay_s=0.5),
     ]
