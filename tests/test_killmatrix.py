@@ -191,6 +191,22 @@ def test_check_detects_changed_and_unintended(tmp_path: Path) -> None:
     assert "step 1 is visible with contents the target never saved" in check.problems[1]
 
 
+def test_check_allows_rewritable_keys(tmp_path: Path) -> None:
+    url = str(tmp_path / "store")
+    digests = _save_steps(url, "tune/xgb/progress", range(1))
+    with CheckpointStore(url, background=False) as store:
+        store.save("tune/xgb/progress", {"payload.bin": b"3 trials done"}, step=0)
+    previous = {"tune/xgb/progress": dict(digests)}
+
+    allowed = check_store(url, output_dir=tmp_path, previous=previous,
+                          rewritable_keys=r"tune/[^/]+/progress")
+    rejected = check_store(url, output_dir=tmp_path, previous=previous)
+
+    assert allowed.problems == ()
+    assert len(rejected.problems) == 1
+    assert "changed its contents" in rejected.problems[0]
+
+
 def test_check_allows_deletable_keys(tmp_path: Path) -> None:
     url = str(tmp_path / "store")
     previous = {"study/trial-3/xgb": {4: "0" * 64}}

@@ -105,6 +105,7 @@ def check_store(
     output_dir: Path,
     previous: StoreSnapshot,
     deletable_keys: str | None = None,
+    rewritable_keys: str | None = None,
     storage_options: Mapping[str, object] | None = None,
     verify_timeout_s: float = 300.0,
 ) -> StoreCheck:
@@ -117,6 +118,8 @@ def check_store(
         previous: the snapshot taken after the previous kill of the same run.
         deletable_keys: regular expression of keys the target may delete as a whole,
             for example trial-scoped checkpoints removed once their trial is complete.
+        rewritable_keys: regular expression of keys whose steps the target may save
+            again with other contents, such as a progress record kept at step 0.
         storage_options: passed to the store; needed for object stores.
         verify_timeout_s: seconds after which ``persistkit verify`` counts as failed.
     """
@@ -125,12 +128,17 @@ def check_store(
     problems.extend(load_problems)
 
     deletable = re.compile(deletable_keys) if deletable_keys else None
-    problems.extend(_lost_or_changed(previous, snapshot, deletable, "seen after the previous kill"))
+    rewritable = re.compile(rewritable_keys) if rewritable_keys else None
+    problems.extend(
+        _lost_or_changed(previous, snapshot, deletable, rewritable, "seen after the previous kill")
+    )
 
     acknowledged: StoreSnapshot = {}
     for key, step, digest in read_log_records(output_dir / ACK_LOG_NAME):
         acknowledged.setdefault(key, {})[step] = digest
-    problems.extend(_lost_or_changed(acknowledged, snapshot, deletable, "acknowledged by the target"))
+    problems.extend(
+        _lost_or_changed(acknowledged, snapshot, deletable, rewritable, "acknowledged by the target")
+    )
 
     problems.extend(_unintended(snapshot, output_dir / INTENT_LOG_NAME))
     return StoreCheck(snapshot=snapshot, problems=tuple(problems))
@@ -194,6 +202,7 @@ def _lost_or_changed(
     earlier: StoreSnapshot,
     current: StoreSnapshot,
     deletable: re.Pattern[str] | None,
+    rewritable: re.Pattern[str] | None,
     source: str,
 ) -> list[str]:
     problems = []
@@ -214,7 +223,7 @@ def _lost_or_changed(
                         f"newest committed step is {newest}."
                     )
                 continue
-            if current_steps[step] != digest:
+            if current_steps[step] != digest and not (rewritable and rewritable.fullmatch(key)):
                 problems.append(
                     f"checkpoint {key!r} step {step} changed its contents after it was {source}."
                 )

@@ -70,6 +70,8 @@ class Target:
         timeout_s: seconds one attempt may run before it counts as hung.
         min_delay_s: earliest kill after start, in seconds (for example to skip imports).
         deletable_keys: regular expression of keys the target may delete as a whole.
+        rewritable_keys: regular expression of keys whose steps the target may save again
+            with other contents.
         env: extra environment variables for the command.
         max_attempts: attempts per round before the round fails as making no progress.
     """
@@ -80,6 +82,7 @@ class Target:
     timeout_s: float = 600.0
     min_delay_s: float = 0.0
     deletable_keys: str | None = None
+    rewritable_keys: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     max_attempts: int = 40
 
@@ -274,6 +277,7 @@ class KillMatrix:
             output_dir=run_dir / "out",
             previous=previous,
             deletable_keys=self.target.deletable_keys,
+            rewritable_keys=self.target.rewritable_keys,
             storage_options=self.storage_options,
         )
 

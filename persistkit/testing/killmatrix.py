@@ -134,6 +134,9 @@ def _add_target_options(group: argparse._ArgumentGroup) -> None:
                        "within the relative and absolute tolerance")
     group.add_argument("--deletable-keys", metavar="REGEX",
                        help="with --command: keys the job may delete as a whole")
+    group.add_argument("--rewritable-keys", metavar="REGEX",
+                       help="with --command: keys whose steps the job may save again with "
+                       "other contents")
 
 
 def _add_kill_options(group: argparse._ArgumentGroup) -> None:
@@ -166,7 +169,8 @@ def _selected_targets(args: argparse.Namespace, parser: argparse.ArgumentParser)
         if not rules:
             parser.error("--command needs at least one --exact or --approx artefact to compare.")
         targets.append(Target("command", tuple(shlex.split(args.command)), tuple(rules),
-                              deletable_keys=args.deletable_keys))
+                              deletable_keys=args.deletable_keys,
+                              rewritable_keys=args.rewritable_keys))
     if not targets:
         parser.error("nothing to run: give --target NAME, --matrix NAME or --command CMD "
                      "(see --list).")

@@ -65,6 +65,11 @@ MATRICES: Mapping[str, Mapping[str, int]] = {
 _PACKAGE = "persistkit.testing.kill_targets"
 _EXACT_RESULT = (ArtefactRule("result.json"),)
 
+# Trial-scoped checkpoints are deleted once the trial's result is in the study journal.
+_TRIAL_KEYS = r"optuna/.*/trial-\d+(/.*)?"
+# persistkit-train keeps each model's search progress (for `status`) at step 0.
+_TRAIN_REWRITTEN_KEYS = r"tune/[^/]+/progress"
+
 # XGBoost re-seeds row sampling when a booster is loaded, so a resumed run with
 # subsample=0.8 draws other rows after the resume and single predictions differ by up to
 # 0.2 (targets have a standard deviation of about 2). The test RMSE and best validation
@@ -89,7 +94,7 @@ def builtin_targets(*, data_path: Path | None = None) -> dict[str, Target]:
         Target("store-loop-sync", _module("store_loop", "--sync", "--steps", "20"), _EXACT_RESULT),
         Target("store-loop-retention", _module("store_loop", "--keep-last", "3"), _EXACT_RESULT),
         Target("optuna", _module("optuna_study"), _EXACT_RESULT, min_delay_s=0.5,
-               deletable_keys=r"optuna/.*/trial-\d+/.*"),
+               deletable_keys=_TRIAL_KEYS),
         Target("xgboost", _module("boosting", "xgboost"), _EXACT_RESULT, min_delay_s=0.3),
         Target("xgboost-subsample", _module("boosting", "xgboost", "--subsample", "0.8"),
                (ArtefactRule("result.json", _SUBSAMPLE_TOLERANCE),), min_delay_s=0.3),
@@ -102,11 +107,13 @@ def builtin_targets(*, data_path: Path | None = None) -> dict[str, Target]:
         train = ("train_quick", "--data", str(data_path), "--exact-resume", "--threads", "1")
         targets += [
             Target("train-quick", _module(*train, "--preset", "quick"), _EXACT_RESULT,
-                   timeout_s=1800.0, min_delay_s=2.0),
+                   timeout_s=1800.0, min_delay_s=2.0, deletable_keys=_TRIAL_KEYS,
+                   rewritable_keys=_TRAIN_REWRITTEN_KEYS),
             Target("train-quick-small",
                    _module(*train, "--preset", "quick", "--trials", "2", "--folds", "2",
                            "--max-rounds", "80"),
-                   _EXACT_RESULT, timeout_s=600.0, min_delay_s=2.0),
+                   _EXACT_RESULT, timeout_s=600.0, min_delay_s=2.0, deletable_keys=_TRIAL_KEYS,
+                   rewritable_keys=_TRAIN_REWRITTEN_KEYS),
         ]
     targets += [
         with_faults(target, DEFAULT_FAULTS) for target in targets if target.name in _FAULT_TARGETS
