@@ -1,11 +1,12 @@
 """Benchmark: wall-time overhead of persistkit checkpoints during boosting.
 
-Trains XGBoost, LightGBM and CatBoost for a fixed number of rounds (no early stopping,
-so every configuration does the same work) without checkpoints, with persistkit
-checkpoints to a local folder every 10 s and every 100 rounds, and, for XGBoost, with
-XGBoost's own ``TrainingCheckPoint`` writing every 100 rounds to a local folder. The
+Trains XGBoost, LightGBM and CatBoost for a fixed number of rounds, with no early
+stopping, so every configuration does the same work. The configurations: no
+checkpoints; persistkit checkpoints to a local folder every 50 rounds or 30 s (the
+persistkit-train default), every 10 s, and every 100 rounds; for XGBoost also XGBoost's
+own ``TrainingCheckPoint`` writing every 100 rounds to a local folder. The
 configurations alternate within each repetition, so load on the machine affects them
-alike; the table reports the median of the repetitions and the overhead against the
+alike. The table reports the median of the repetitions and the overhead against the
 median without checkpoints. The timed span includes the final ``flush()`` and ``close()``
 of the store, which the caller waits for.
 
@@ -29,7 +30,7 @@ from _measure import median, report
 
 REAL_ROWS = 6112
 FEATURES = 64
-# The adapters save only at the end unless given an interval; persistkit-train uses
+# The adapters save only at the end unless given an interval. persistkit-train saves
 # every 50 rounds or 30 s, whichever comes first, so that is the default measured here.
 DEFAULT_CONFIG = "persistkit / 50 rounds or 30 s"
 

@@ -1,10 +1,10 @@
 """Benchmark: resume latency with 10 and 1,000 checkpoints in the store.
 
 Measures, in a fresh process, the time from process start to the first new boosting
-round (XGBoost) or the first new trial (Optuna), split into the time to import the
-libraries and the time from there to the first new round or trial (loading and
-verifying the checkpoint, restoring state). Each store is prepared beforehand in a
-local folder:
+round (XGBoost) or the first new trial (Optuna). The time splits into importing the
+libraries and restoring: from the end of the imports to the first new round or trial,
+which covers loading and verifying the checkpoint and restoring the state. Each store is
+prepared beforehand in a local folder:
 
 - XGBoost: one key whose checkpoints are the rounds of a run saved every round, so 10
   or 1,000 committed steps (1,000 rows, 10 features, depth 3).

@@ -1,15 +1,15 @@
 """Benchmark: training time redone after a SIGKILL, against the checkpoint interval.
 
 For each checkpoint interval the script starts an XGBoost training run in a child
-process (persistkit checkpoints to a local folder), SIGKILLs it after a seeded random
-delay after its first round, and measures the work lost: the wall time between the end
-of the newest committed round and the kill. A resumed run repeats exactly that work. Before any
-checkpoint is committed, the whole time since training started is lost. The child
-appends every finished round with its wall-clock time to a log, so the lost time is
-measured, not estimated from the interval.
+process, with persistkit checkpoints to a local folder. It SIGKILLs the child after a
+seeded random delay counted from the first round. The work lost is the wall time from
+the end of the newest committed round to the kill, which a resumed run repeats; before
+the first commit it is the whole time since training started. The child appends every
+finished round with its wall-clock time to a log, so the loss is measured, not
+estimated from the interval.
 
 Data: seeded synthetic regression, 61,120 rows (ten times the real data) and 64
-features, so that one round takes tens of milliseconds on a 2-core machine.
+features, so that one round takes 0.1 to 0.5 s on a loaded 2-core machine.
 
 Usage: ``python benchmarks/bench_work_lost.py [--kills 6] [--intervals 1,5,10]``
 """
