@@ -50,7 +50,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 # Rounds in a row that end before any kill after which the matrix stops: the target then
 # finishes faster than the kill window, and more rounds would not reach the kill count.
-_MAX_ROUNDS_WITHOUT_KILL = 3
+_MAX_ROUNDS_WITHOUT_KILL = 5
 
 # Share of kills drawn before the reference run's first commit, and how often the
 # reference run's store is polled to find that moment, in seconds.
@@ -237,6 +237,10 @@ class KillMatrix:
             rounds_without_kill = 0 if round_.kills else rounds_without_kill + 1
             if not round_.completed:
                 break
+            if not round_.kills:
+                # A whole run from an empty store finished before its kill, so the machine
+                # is faster now than during the reference run: scale the windows to it.
+                windows = windows.scaled(round_.attempts[0].duration_s / reference.duration_s)
         return MatrixResult(self.target.name, self.seed, reference.duration_s, tuple(rounds),
                             tuple(reference_problems), time.monotonic() - started)
 
@@ -339,6 +343,11 @@ class _KillWindows:
     def draw(self, rng: random.Random) -> float:
         window = self.before if rng.random() < self.before_share else self.after
         return rng.uniform(*window)
+
+    def scaled(self, factor: float) -> _KillWindows:
+        before = (self.before[0] * factor, self.before[1] * factor)
+        after = (self.after[0] * factor, self.after[1] * factor)
+        return _KillWindows(before, after, self.before_share)
 
 
 def _kill_windows(min_delay: float, first_commit: list[float], duration: float) -> _KillWindows:
