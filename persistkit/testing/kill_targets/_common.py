@@ -58,7 +58,7 @@ FAULTS_ENV = "PERSISTKIT_KILLMATRIX_FAULTS"
 def open_store(url: str, **options: Any) -> Any:
     """Open the target's CheckpointStore, with injected storage faults when asked for.
 
-    When the environment variable ``PERSISTKIT_KILLMATRIX_FAULTS`` holds a JSON object of
+    When the environment variable ``PERSISTKIT_KILLMATRIX_FAULTS`` contains a JSON object of
     :class:`~persistkit.testing.faults.FaultPlan` fields, the local folder ``url`` is
     written through a :class:`~persistkit.testing.faults.FaultInjectingFileSystem` over
     fsspec's local filesystem. The store then commits the way it does on object stores

@@ -4,7 +4,7 @@ Usage: ``python -m persistkit.testing.kill_targets.boosting STORE OUT LIBRARY [o
 with LIBRARY one of ``xgboost``, ``lightgbm``, ``catboost``.
 
 The data are a seeded synthetic regression problem, training uses one thread and early
-stopping on a validation set, and the adapter checkpoints often. ``result.json`` holds
+stopping on a validation set, and the adapter checkpoints often. ``result.json`` contains
 the predictions on a test set, the best iteration and score, and the evaluation
 history: what a resumed run must reproduce.
 """
@@ -39,7 +39,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="XGBoost and LightGBM: also checkpoint every T seconds (default 1)")
     parser.add_argument("--subsample", type=float, default=None,
                         help="row subsampling fraction; makes the resumed run approximate, and "
-                        "result.json then holds only the test RMSE and the best score")
+                        "result.json then contains only the test RMSE and the best score")
     parser.add_argument("--seed-per-iteration", action="store_true",
                         help="XGBoost: seed each round from the round number")
     return parser.parse_args(argv)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         store.flush(timeout=120)
     if args.subsample is not None and not args.seed_per_iteration:
         # A resumed run samples other rows after the resume, so single predictions and the
-        # stopping round differ; what must stay close is the quality of the model.
+        # stopping round differ. What must stay close is the quality of the model.
         errors = [p - y for p, y in zip(result["predictions"], data["y_test"], strict=True)]
         test_rmse = (sum(error * error for error in errors) / len(errors)) ** 0.5
         result = {"test_rmse": float(test_rmse), "best_score": result["best_score"]}

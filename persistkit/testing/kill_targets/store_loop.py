@@ -7,7 +7,7 @@ so every run saves the same bytes. Before each ``save`` the script logs its inte
 once the checkpoint is known to be committed (``save`` returned with ``--sync``, or a
 ``flush()`` returned) it logs an acknowledgement. A re-run continues after the newest
 committed step of each key. At the end it writes ``result.json`` with the newest
-checkpoint of each key (and, with ``--sync``, every step the store holds).
+checkpoint of each key (and, with ``--sync``, every step the store contains).
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Usage: ``python -m persistkit.testing.kill_targets.train_quick STORE OUT --data CSV
 [--exact-resume] [-- extra persistkit-train options]``.
 
-Runs the whole pipeline in this process (so a SIGKILL of the process kills training),
-then reads from the store what a resumed run must reproduce: the held-out predictions of
-every model and of the ensemble, and the COMPLETE Optuna trials of every study with
-their parameters and values in trial order. ``result.json`` holds both.
+Runs the whole pipeline in this process, so a SIGKILL of the process kills training.
+Then it reads from the store what a resumed run must reproduce: the held-out predictions
+of every model and of the ensemble, and the COMPLETE Optuna trials of every study with
+their parameters and values in trial order. ``result.json`` contains both.
 """
 
 from __future__ import annotations
