@@ -9,9 +9,9 @@ The highest generation is the current lease. A writer acquires a key by creating
 next generation with a create-only write, so when two writers race for the same
 generation exactly one of them wins. It may do so when the key has no lease, when the
 current lease is its own, when that lease has expired, or when its owner is a process on
-this host that no longer runs. A holder renews by rewriting its own generation, and
-checks before each commit that no newer generation exists; if one does, another writer
-took over and the holder gets :class:`LeaseHeldError` instead of interleaving its
+this host that no longer runs. A holder renews by rewriting its own generation. Before
+each commit it checks that no newer generation exists. If one does, another writer took
+over, and the holder gets :class:`LeaseHeldError` instead of interleaving its
 checkpoints with the new owner's.
 """
 

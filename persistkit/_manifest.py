@@ -16,7 +16,8 @@ commits the step. Example::
       "metadata": {"n_rounds": 120}
     }
 
-The manifest never contains URLs or storage options, so it cannot leak credentials.
+persistkit writes no URL and no storage option into a manifest. Metrics and metadata are
+stored as the caller passes them.
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ class StoreReader:
         return [key for key in self.key_paths(prefix) if self.steps(key)]
 
     def key_paths(self, prefix: str = "") -> list[str]:
-        """Return every directory starting with ``prefix`` that holds persistkit entries.
+        """Return every directory starting with ``prefix`` that contains persistkit entries.
 
         Unlike :meth:`keys`, this includes keys that have only partial writes or a lease.
         """

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import fsspec
@@ -137,8 +137,8 @@ class LocalStorage(Storage):
         replaced = None
         if os.path.exists(target):
             # Move the old step aside under a staging name, which readers ignore, so that
-            # the new directory can take its name; a crash in between loses only the
-            # replaced step, never a partial one.
+            # the new directory can take its name. A crash in between loses the replaced
+            # step but never exposes a partial one.
             replaced = os.path.join(parent, f"{STAGING_PREFIX}replaced-{uuid.uuid4().hex[:12]}")
             os.rename(target, replaced)
         os.rename(staging, target)
@@ -146,6 +146,8 @@ class LocalStorage(Storage):
 
         if replaced is not None:
             _remove_local_tree(replaced)
+        if delete_paths:
+            _check_sizes(self, step_path, files, lambda path: os.path.getsize(self._local(path)))
         for path in delete_paths:
             self.delete_tree(path)
 
@@ -267,6 +269,8 @@ class ObjectStorage(Storage):
                 f"another writer committed {step_path!r} in {self.url} at the same time; "
                 "check that only one process writes this key"
             )
+        if delete_paths:
+            _check_sizes(self, step_path, files, lambda path: int(self.fs.size(self._full(path))))
         for path in delete_paths:
             self.delete_tree(path)
 
@@ -309,8 +313,8 @@ class ObjectStorage(Storage):
         except (ConnectionError, TimeoutError):
             raise
         except OSError:
-            # Some S3-compatible stores (SeaweedFS) answer a failed If-None-Match with
-            # EINVAL instead of 412; an existing object then means "already existed".
+            # Some S3-compatible stores (SeaweedFS) reject a second create-only write with
+            # EINVAL instead of 412. An object at the path then means "already existed".
             if self.exists(path):
                 return False
             raise
@@ -318,6 +322,23 @@ class ObjectStorage(Storage):
 
     def write_bytes(self, path: str, data: bytes) -> None:
         self.fs.pipe_file(self._full(path), data)
+
+
+def _check_sizes(
+    storage: Storage, step_path: str, files: Mapping[str, bytes], size_of: Callable[[str], int]
+) -> None:
+    """Raise StorageError unless every file of a new step has the size that was written.
+
+    Retention deletes older steps only after this check, so a write that the storage
+    silently truncated never leaves the truncated step as the only one.
+    """
+    for name, data in files.items():
+        stored = size_of(_join(step_path, name))
+        if stored != len(data):
+            raise StorageError(
+                f"file {name!r} of {step_path!r} in {storage.url} has {stored} bytes after "
+                f"the commit, {len(data)} were written; retention deleted nothing"
+            )
 
 
 def _is_local(url: str) -> bool:

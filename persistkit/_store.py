@@ -3,7 +3,7 @@
 ``save`` serialises in the calling thread, so the snapshot is consistent, and hands the
 bytes to a background uploader (or commits at once with ``background=False``). A commit
 acquires the key's writer lease, builds the manifest, picks the steps retention drops,
-and lets the storage write the step atomically; see :mod:`persistkit._layout` for the
+and lets the storage write the step atomically. :mod:`persistkit._layout` draws the
 files it produces. ``load`` verifies sizes and SHA-256 and falls back to the newest step
 that verifies.
 """
@@ -22,6 +22,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from persistkit._checkpoint import Checkpoint
+from persistkit._exit import register_for_exit, unregister_for_exit
 from persistkit._layout import (
     MANIFEST_NAME,
     STORE_FORMAT,
@@ -37,7 +38,7 @@ from persistkit._reader import StoreReader
 from persistkit._retention import Retention, select_steps_to_delete
 from persistkit._serializers import find_serializer
 from persistkit._storage import open_storage
-from persistkit._upload import BackgroundUploader, UploadJob, register_for_exit, unregister_for_exit
+from persistkit._upload import BackgroundUploader, UploadJob
 from persistkit._urls import redact_text
 from persistkit.errors import (
     CheckpointNotFoundError,
@@ -133,6 +134,13 @@ class CheckpointStore(StoreReader):
     def __repr__(self) -> str:
         return f"CheckpointStore({self.url!r})"
 
+    def __reduce__(self) -> Any:
+        # A copy in another process would share this writer's leases and lose its queue.
+        raise TypeError(
+            f"CheckpointStore({self.url!r}) cannot be pickled: it owns an upload thread and "
+            "writer leases. Pass the URL instead and open a store in the other process"
+        )
+
     def __enter__(self) -> CheckpointStore:
         return self
 
@@ -152,8 +160,8 @@ class CheckpointStore(StoreReader):
         """Serialise ``files`` and commit them as checkpoint ``step`` of ``key``.
 
         Returns once the files are serialised; the commit runs in the background unless
-        the store was opened with ``background=False``. Saving a step that is already
-        committed replaces it.
+        the store was opened with ``background=False``; then errors raise from ``save``
+        itself, without retries. Saving a step that is already committed replaces it.
 
         Args:
             key: A '/'-separated key such as ``"xgb/final"``.
@@ -230,6 +238,8 @@ class CheckpointStore(StoreReader):
 
     def _commit_locked(self, snapshot: _Snapshot) -> None:
         self._ensure_marker()
+        # NOTE: the lease is checked here, not again before the manifest is written. An
+        # upload that outlasts half the lease TTL can let another writer take over first.
         self._acquire_lease(snapshot.key)
         manifest = Manifest.build(
             key=snapshot.key,

@@ -45,7 +45,7 @@ def redact_url(url: str) -> str:
 
     The scheme, host, port, path and the other query parameters are kept, so the result
     still identifies the store. A value that does not parse as a URL is returned as is
-    when it contains no ``@``; otherwise everything before the last ``@`` is replaced.
+    when it contains no ``@``. Otherwise everything before its last ``@`` is replaced.
 
     Args:
         url: A URL or a local path.

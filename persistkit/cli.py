@@ -28,7 +28,7 @@ from persistkit._lease import WriterLease
 from persistkit._reader import StoreReader
 from persistkit._storage import open_storage
 from persistkit._urls import redact_text
-from persistkit.errors import PersistkitError
+from persistkit.errors import CorruptCheckpointError, PersistkitError
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -89,7 +89,11 @@ def _run_ls(args: argparse.Namespace) -> int:
             print(f"{key}\tsteps={len(steps)}\tlatest={steps[-1] if steps else '-'}")
         return EXIT_OK
     for step in reader.steps(args.key):
-        manifest = reader.read_manifest(args.key, step)
+        try:
+            manifest = reader.read_manifest(args.key, step)
+        except CorruptCheckpointError as exc:
+            print(f"{step}\tCORRUPT\t{exc}")
+            continue
         size = sum(entry.size for entry in manifest.files.values())
         metrics = json.dumps(dict(manifest.metrics), sort_keys=True)
         print(f"{step}\t{manifest.created_at}\t{size} bytes\t{metrics}")
@@ -167,10 +171,10 @@ def _run_gc(args: argparse.Namespace) -> int:
         if not partial:
             continue
         lease = WriterLease(reader.storage, key, owner="persistkit-gc", ttl=0.0).current()
-        held = lease is not None and not (
+        lease_is_live = lease is not None and not (
             lease.is_expired(time.time()) or lease.owner_is_dead_local_process()
         )
-        if lease is not None and held and not args.force:
+        if lease is not None and lease_is_live and not args.force:
             print(f"skipped\t{key}\twriter {lease.owner!r} holds the lease; its partial writes may be in progress")
             skipped += 1
             continue
@@ -216,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``persistkit`` command and return its exit status."""
     args = build_parser().parse_args(argv)
-    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    level = logging.WARNING
+    if args.verbose == 1:
+        level = logging.INFO
+    elif args.verbose >= 2:
+        level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         status: int = args.handler(args)

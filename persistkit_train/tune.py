@@ -131,7 +131,9 @@ def _search(
     )
     pruner: Any = optuna.pruners.NopPruner()
     if config.pruning:
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        # Pruning after the first fold: a pruned trial does not count towards
+        # config.trials, so it is worth pruning only when it saves most of a trial.
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
     study = persistkit.optuna.load_study(
         runtime.store, f"{model}-search", direction="maximize", sampler=sampler, pruner=pruner
     )

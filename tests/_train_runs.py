@@ -116,13 +116,19 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Pat
 
 
 def wait_for_key(
-    process: subprocess.Popen[str], store_url: str, key: str, *, timeout: float
+    process: subprocess.Popen[str],
+    store_url: str,
+    key: str,
+    *,
+    timeout: float,
+    min_step: int = 0,
 ) -> None:
-    """Wait until ``key`` has a committed checkpoint while ``process`` still runs."""
+    """Wait until ``key`` has a committed step >= ``min_step`` while ``process`` runs."""
     finish = time.monotonic() + timeout
     with CheckpointStore(store_url, background=False) as store:
         while time.monotonic() < finish:
-            if store.latest_step(key) is not None:
+            step = store.latest_step(key)
+            if step is not None and step >= min_step:
                 return
             if process.poll() is not None:
                 pytest.fail(f"training exited with {process.returncode} before {key!r} appeared")

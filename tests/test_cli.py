@@ -135,3 +135,12 @@ def test_module_entry_point_runs() -> None:
     assert result.returncode == 0
     for command in ("ls", "show", "verify", "pull", "gc"):
         assert command in result.stdout
+
+
+def test_ls_marks_unreadable_manifest(store_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    Path(store_dir, "xgb", "final", step_dir_name(1), "_manifest.json").write_text("{broken")
+
+    assert main(["ls", store_dir, "xgb/final"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("1\tCORRUPT\tunreadable manifest")
+    assert lines[1].startswith("2\t")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,30 @@ def test_plugin_fixture_store_is_isolated(persistkit_store: CheckpointStore) -> 
     persistkit_store.save("k", {"a.bin": b"a"}, step=1)
     persistkit_store.flush()
     assert persistkit_store.keys() == ["k"]
+
+
+def test_store_rejects_pickling(store: CheckpointStore) -> None:
+    with pytest.raises(TypeError, match="Pass the URL instead"):
+        pickle.dumps(store)
+
+
+@pytest.mark.parametrize(
+    ("metrics", "metadata", "message"),
+    [
+        ({"rmse": "low"}, None, "metric 'rmse' must be a number"),
+        ({1: 0.5}, None, "metric names must be str"),
+        (None, {"when": object()}, "metadata must be JSON-serialisable"),
+    ],
+)
+def test_invalid_metrics_or_metadata_rejected(
+    store: CheckpointStore, metrics: dict[object, object] | None, metadata: dict[str, object] | None, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        store.save("k", {"a.bin": b"a"}, step=0, metrics=metrics, metadata=metadata)  # type: ignore[arg-type]
+
+
+def test_numpy_metrics_stored_as_numbers(store: CheckpointStore) -> None:
+    numpy = pytest.importorskip("numpy")
+    store.save("k", {"a.bin": b"a"}, step=0, metrics={"rmse": numpy.float32(0.5), "rounds": numpy.int64(7)})
+    store.flush()
+    assert store.load("k").metrics == {"rmse": 0.5, "rounds": 7}

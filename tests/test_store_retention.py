@@ -123,3 +123,28 @@ def test_only_verified_step_survives_retention(store: CheckpointStore) -> None:
 
     assert store.steps("k") == [1, 3]
     assert store.load("k").step == 3
+
+
+class TruncatingFileSystem(FaultInjectingFileSystem):
+    """Silently stores only half of every payload file of step 3."""
+
+    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: object) -> None:
+        if "_step-0000000003/" in path and not path.endswith("_manifest.json"):
+            value = value[: len(value) // 2]
+        super().pipe_file(path, value, mode=mode, **kwargs)
+
+
+def test_truncated_commit_deletes_nothing(persistkit_store_url: str) -> None:
+    memory = fsspec.filesystem("memory")
+    root = fsspec.core.url_to_fs(persistkit_store_url)[1]
+    truncating = TruncatingFileSystem(memory, FaultPlan())
+    store = CheckpointStore(root, filesystem=truncating, background=False, retention={"keep_last": 1})
+    store.save("k", {"a.bin": b"one" * 10}, step=1)
+    store.save("k", {"a.bin": b"two" * 10}, step=2)
+
+    with pytest.raises(StorageError, match="retention deleted nothing"):
+        store.save("k", {"a.bin": b"three" * 10}, step=3)
+
+    assert store.steps("k") == [2, 3]
+    assert store.load("k").step == 2
+    store.close()

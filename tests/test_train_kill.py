@@ -48,14 +48,19 @@ def test_kill_in_tuning_and_stacking_resumes_exactly(
     store, output = tmp_path / "store", tmp_path / "output"
     arguments = training_arguments(store, output)
 
-    # Kill 1: inside the LightGBM search, once the second trial has saved a booster.
+    # Kill 1: inside the CatBoost search, once its second trial has started. The journal
+    # commits step 1 when trial 0 starts, 2 when it ends and 3 when trial 1 starts.
     process = start_training(arguments, tmp_path, "first-run.log")
     wait_for_key(
-        process, str(store), "optuna/lightgbm-search/trial-00001/fold-0", timeout=KILL_WAIT_SECONDS
+        process,
+        str(store),
+        "optuna/catboost-search/journal",
+        timeout=KILL_WAIT_SECONDS,
+        min_step=3,
     )
     kill(process)
-    assert committed(str(store), "stages/tune-xgboost")
-    assert not committed(str(store), "stages/tune-lightgbm")
+    assert committed(str(store), "stages/tune-lightgbm")
+    assert not committed(str(store), "stages/tune-catboost")
 
     # Kill 2: inside stacking, after the first LightGBM fold's out-of-fold predictions.
     process = start_training(arguments, tmp_path, "second-run.log")
@@ -67,7 +72,7 @@ def test_kill_in_tuning_and_stacking_resumes_exactly(
     resumed = run_cli(arguments, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert "lightgbm out-of-fold predictions of fold 0: reused from the store" in resumed.stderr
-    assert "Stage tune-lightgbm: already done, skipped" in resumed.stderr
+    assert "Stage tune-catboost: already done, skipped" in resumed.stderr
 
     for stage in TUNED_STAGES:
         expected = json.loads(stage_files(str(reference_store), stage)["best.json"])
