@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with one subparser per entry of ``COMMANDS``."""
     parser = argparse.ArgumentParser(prog="persistkit", description="Inspect a persistkit checkpoint store.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log INFO (-v) or DEBUG (-vv)")
+    parser.epilog = (
+        f"{KILL_MATRIX_COMMAND}: SIGKILL a job at random moments and check that it resumes "
+        f"(see 'persistkit {KILL_MATRIX_COMMAND} --help')"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         subparser = subparsers.add_parser(command.name, help=command.help, description=command.help)
@@ -217,9 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+KILL_MATRIX_COMMAND = "kill-matrix"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``persistkit`` command and return its exit status."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == [KILL_MATRIX_COMMAND]:
+        # The kill matrix has its own parser and options; it is imported only when asked for.
+        from persistkit.testing import killmatrix
+
+        return killmatrix.main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     level = logging.WARNING
     if args.verbose == 1:
         level = logging.INFO

@@ -144,3 +144,18 @@ def test_ls_marks_unreadable_manifest(store_dir: str, capsys: pytest.CaptureFixt
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("1\tCORRUPT\tunreadable manifest")
     assert lines[1].startswith("2\t")
+
+
+def test_kill_matrix_subcommand_lists_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["kill-matrix", "--list"])
+
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "store-loop" in output
+
+
+def test_help_names_kill_matrix(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+
+    assert "kill-matrix" in capsys.readouterr().out
