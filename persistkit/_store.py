@@ -33,7 +33,7 @@ from persistkit._layout import (
     validate_step,
 )
 from persistkit._lease import HeldLeases, LeaseWrite
-from persistkit._manifest import Manifest, check_json_value, normalize_metrics
+from persistkit._manifest import Manifest, check_json_value, normalize_metrics, utc_now_iso
 from persistkit._reader import StoreReader
 from persistkit._retention import Retention, select_steps_to_delete
 from persistkit._serializers import find_serializer
@@ -68,6 +68,9 @@ class _Snapshot:
     metrics: Mapping[str, Any]
     metadata: Mapping[str, Any]
     retention: Retention | None
+    # Fixed at save time so that every attempt of the commit writes the same manifest
+    # bytes, by which a retry recognises a commit that already succeeded.
+    created_at: str
 
     @property
     def size(self) -> int:
@@ -223,6 +226,7 @@ class CheckpointStore(StoreReader):
             metrics=normalized_metrics,
             metadata=dict(metadata or {}),
             retention=Retention.coerce(retention) or self.retention,
+            created_at=utc_now_iso(),
         )
 
     def _commit(self, snapshot: _Snapshot) -> None:
@@ -247,10 +251,13 @@ class CheckpointStore(StoreReader):
             serializers=snapshot.serializers,
             metrics=snapshot.metrics,
             metadata=snapshot.metadata,
+            created_at=snapshot.created_at,
         )
-        known = self._known_metrics(snapshot.key)
         dropped: list[int] = []
-        if snapshot.retention is not None:
+        if snapshot.retention is not None and snapshot.retention.deletes_anything:
+            # Computed from the steps that are stored, not from what this store committed,
+            # so that a step whose delete failed on an earlier save is dropped now.
+            known = self._stored_metrics(snapshot.key)
             candidates = {**known, snapshot.step: snapshot.metrics}
             dropped = select_steps_to_delete(snapshot.retention, candidates)
 
@@ -269,9 +276,7 @@ class CheckpointStore(StoreReader):
                 delete_paths,
             )
 
-        known[snapshot.step] = snapshot.metrics
-        for step in dropped:
-            known.pop(step, None)
+        self._metrics_cache.setdefault(snapshot.key, {})[snapshot.step] = snapshot.metrics
         logger.info(
             "Committed key %r step %d to %s (%d files, %d bytes)%s",
             snapshot.key,
@@ -279,7 +284,7 @@ class CheckpointStore(StoreReader):
             self.url,
             len(snapshot.files),
             snapshot.size,
-            f"; retention deleted steps {dropped}" if dropped else "",
+            f"; retention dropped steps {dropped}" if dropped else "",
         )
 
     def _commit_carrying_lease(self, snapshot: _Snapshot, manifest: bytes, delete_paths: list[str]) -> None:
@@ -355,16 +360,21 @@ class CheckpointStore(StoreReader):
             )
             self.storage.delete_tree(f"{key}/{name}")
 
-    def _known_metrics(self, key: str) -> dict[int, Mapping[str, Any]]:
-        known = self._metrics_cache.get(key)
-        if known is None:
-            known = {}
-            for step in self.steps(key):
+    def _stored_metrics(self, key: str) -> dict[int, Mapping[str, Any]]:
+        """Return the metrics of each committed step of ``key``, from a fresh listing.
+
+        Metrics of steps read before are cached; the listing itself is not.
+        """
+        cached = self._metrics_cache.get(key, {})
+        known: dict[int, Mapping[str, Any]] = {}
+        for step in self.steps(key):
+            if step not in cached:
                 try:
-                    known[step] = self.read_manifest(key, step).metrics
+                    cached[step] = self.read_manifest(key, step).metrics
                 except (PersistkitError, OSError):
-                    known[step] = {}
-            self._metrics_cache[key] = known
+                    cached[step] = {}
+            known[step] = cached[step]
+        self._metrics_cache[key] = known
         return known
 
     def delete(self, key: str, step: int | None = None) -> None:
