@@ -149,6 +149,8 @@ class LocalStorage(Storage):
         if _contains_bytes(self, _join(step_path, manifest_name), manifest):
             # A retry of a commit that already succeeded: replacing the step again would
             # open a window in which it is missing. Finish the retention deletes only.
+            if delete_paths:
+                _check_sizes(self, step_path, files, lambda path: os.path.getsize(self._local(path)))
             _delete_after_commit(self, delete_paths)
             return
         target = self._local(step_path)
@@ -296,6 +298,8 @@ class ObjectStorage(Storage):
         if _contains_bytes(self, manifest_path, manifest):
             # A retry of a commit that already succeeded (its response was lost, or a
             # retention delete failed): the step stays as it is, committed.
+            if delete_paths:
+                _check_sizes(self, step_path, files, lambda path: int(self.fs.size(self._full(path))))
             _delete_after_commit(self, delete_paths)
             return
         if self.exists(manifest_path):

@@ -12,6 +12,7 @@ import pytest
 
 from persistkit import CheckpointStore
 from persistkit._storage import LocalStorage
+from persistkit.errors import FlushError
 from persistkit.testing.faults import FaultInjectingFileSystem, FaultPlan
 
 STEP_1 = "_step-0000000001"
@@ -63,6 +64,31 @@ class FirstDeleteFails(FaultInjectingFileSystem):
             self.failed_once = True
             raise ConnectionError(f"injected failure of rm_file {path}")
         super().rm_file(path)
+
+
+class TruncatesStep1Payload(FaultInjectingFileSystem):
+    """Store step 1's payload without its last byte, as a storage that truncates silently."""
+
+    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        if f"{STEP_1}/model.bin" in path:
+            value = value[:-1]
+        super().pipe_file(path, value, mode=mode, **kwargs)
+
+
+def test_retry_after_truncated_payload(root: str, memory: Any) -> None:
+    faulty = TruncatesStep1Payload(memory, FaultPlan())
+    store = CheckpointStore(
+        root, filesystem=faulty, max_attempts=3, retry_delay=0.001, retention={"keep_last": 1}
+    )
+    store.save("k", {"model.bin": b"step0"}, step=0)
+    store.flush(timeout=30)
+    store.save("k", {"model.bin": b"step1"}, step=1)
+    with pytest.raises(FlushError):
+        store.flush(timeout=30)
+
+    assert 0 in store.steps("k")
+    assert store.load("k", step=0).files["model.bin"] == b"step0"
+    store.close()
 
 
 def test_retry_after_lost_manifest_response(root: str, memory: Any) -> None:
