@@ -119,6 +119,8 @@ class CheckpointStore(StoreReader):
         self.lease_ttl = self.storage.default_lease_ttl if lease_ttl is None else lease_ttl
         self._leases = HeldLeases(self.storage, owner=self.writer_id, ttl=self.lease_ttl)
         self._metrics_cache: dict[str, dict[int, Mapping[str, Any]]] = {}
+        # Step paths per key that retention dropped but could not delete completely.
+        self._undeleted: dict[str, set[str]] = {}
         self._write_lock = threading.RLock()
         self._marker_checked = False
         self._closed = False
@@ -261,20 +263,20 @@ class CheckpointStore(StoreReader):
             candidates = {**known, snapshot.step: snapshot.metrics}
             dropped = select_steps_to_delete(snapshot.retention, candidates)
 
+        step_path = self._step_path(snapshot.key, snapshot.step)
         delete_paths = [self._step_path(snapshot.key, step) for step in dropped]
+        # A delete that failed after removing the manifest leaves a step that is no longer
+        # listed as committed, so it is retried from this record instead.
+        leftovers = self._undeleted.get(snapshot.key, set()) - {step_path, *delete_paths}
+        delete_paths.extend(sorted(leftovers))
         if self.storage.commits_carry_leases:
             self._commit_carrying_lease(snapshot, manifest.encode(), delete_paths)
         else:
             # NOTE: the lease is checked here, not again before the manifest is written.
             # An upload that outlasts half the lease TTL can let another writer take over.
             self._acquire_lease(snapshot.key)
-            self.storage.commit_checkpoint(
-                self._step_path(snapshot.key, snapshot.step),
-                snapshot.files,
-                MANIFEST_NAME,
-                manifest.encode(),
-                delete_paths,
-            )
+            self.storage.commit_checkpoint(step_path, snapshot.files, MANIFEST_NAME, manifest.encode(), delete_paths)
+            self._record_undeleted(snapshot.key, delete_paths)
 
         self._metrics_cache.setdefault(snapshot.key, {})[snapshot.step] = snapshot.metrics
         logger.info(
@@ -317,6 +319,23 @@ class CheckpointStore(StoreReader):
             if lease_write is not None:
                 self._leases.confirm(snapshot.key, lease_write)
             return
+
+    def _record_undeleted(self, key: str, delete_paths: list[str]) -> None:
+        """Record which of ``delete_paths`` still exist, so that the next save of ``key`` retries them."""
+        try:
+            undeleted = {path for path in delete_paths if self.storage.exists(path)}
+        except OSError as exc:
+            logger.warning(
+                "Could not check the retention deletes of key %r in %s: %s. The next save retries them",
+                key,
+                self.url,
+                redact_text(str(exc)),
+            )
+            undeleted = set(delete_paths)
+        if undeleted:
+            self._undeleted[key] = undeleted
+        else:
+            self._undeleted.pop(key, None)
 
     def _ensure_marker(self) -> None:
         if self._marker_checked:

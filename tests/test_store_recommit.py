@@ -142,6 +142,32 @@ def test_failed_delete_retried_on_next_save(
     store.close()
 
 
+class PayloadDeleteFailsOnce(FaultInjectingFileSystem):
+    """Fail the first removal of step 0's payload, after its manifest was removed."""
+
+    def _draw_fault(self, index: int, path: str) -> str | None:
+        failed = any(record.fault is not None for record in self.write_log)
+        step_1_committed = any(f"{STEP_1}/_manifest" in record.path for record in self.write_log)
+        if step_1_committed and not failed and "_step-0000000000/model.bin" in path:
+            return "transient"
+        return None
+
+
+def test_half_deleted_step_removed_next_save(root: str, memory: Any) -> None:
+    faulty = PayloadDeleteFailsOnce(memory, FaultPlan())
+    store = CheckpointStore(root, filesystem=faulty, background=False, retention={"keep_last": 1})
+    store.save("k", {"model.bin": b"0"}, step=0)
+    store.save("k", {"model.bin": b"1"}, step=1)
+    assert store.steps("k") == [1]
+    assert memory.exists(f"{root}/k/_step-0000000000/model.bin")
+
+    store.save("k", {"model.bin": b"2"}, step=2)
+
+    assert store.steps("k") == [2]
+    assert not memory.exists(f"{root}/k/_step-0000000000/model.bin")
+    store.close()
+
+
 def test_local_recommit_keeps_step_directory(tmp_path: Path) -> None:
     storage = LocalStorage(str(tmp_path))
     storage.commit_checkpoint("k/step", {"model.bin": b"1"}, "_manifest.json", b"{}", [])
