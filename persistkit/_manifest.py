@@ -33,7 +33,7 @@ from typing import Any
 from persistkit._layout import validate_file_name
 from persistkit.errors import CorruptCheckpointError, InvalidNameError
 
-__all__ = ["MANIFEST_FORMAT_VERSION", "FileEntry", "Manifest", "sha256_hex"]
+__all__ = ["MANIFEST_FORMAT_VERSION", "FileEntry", "Manifest", "sha256_hex", "utc_now_iso"]
 
 MANIFEST_FORMAT_VERSION = 1
 
@@ -43,7 +43,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _utc_now_iso() -> str:
+def utc_now_iso() -> str:
     now = dt.datetime.now(dt.timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
@@ -83,7 +83,7 @@ class Manifest:
     files: Mapping[str, FileEntry]
     metrics: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    created_at: str = field(default_factory=_utc_now_iso)
+    created_at: str = field(default_factory=utc_now_iso)
     format_version: int = MANIFEST_FORMAT_VERSION
 
     @classmethod
@@ -111,7 +111,7 @@ class Manifest:
             files=_frozen(entries),
             metrics=_frozen(metrics or {}),
             metadata=_frozen(metadata or {}),
-            created_at=created_at or _utc_now_iso(),
+            created_at=created_at or utc_now_iso(),
         )
 
     def to_json(self) -> dict[str, Any]:

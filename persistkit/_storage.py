@@ -76,7 +76,11 @@ class Storage(abc.ABC):
         """Write a step directory so that readers see all of it or none of it.
 
         ``delete_paths`` (retention) are removed only after the commit succeeded, or in
-        the same atomic operation where the storage has one. ``extra_files`` (path
+        the same atomic operation where the storage has one. Local and object storage
+        log a failed delete as a WARNING and do not raise, because the checkpoint is
+        committed by then. When the step already contains a manifest with exactly
+        ``manifest``, an earlier attempt committed it: the step is left untouched and
+        only ``delete_paths`` are removed. ``extra_files`` (path
         relative to the root, to contents) are written with the checkpoint; only
         storage with ``commits_carry_leases`` needs to accept them.
         """
@@ -142,6 +146,13 @@ class LocalStorage(Storage):
         extra_files: Mapping[str, bytes] | None = None,
     ) -> None:
         _reject_extra_files(self, extra_files)
+        if _contains_bytes(self, _join(step_path, manifest_name), manifest):
+            # A retry of a commit that already succeeded: replacing the step again would
+            # open a window in which it is missing. Finish the retention deletes only.
+            if delete_paths:
+                _check_sizes(self, step_path, files, lambda path: os.path.getsize(self._local(path)))
+            _delete_after_commit(self, delete_paths)
+            return
         target = self._local(step_path)
         parent, name = os.path.split(target)
         os.makedirs(parent, exist_ok=True)
@@ -166,8 +177,7 @@ class LocalStorage(Storage):
             _remove_local_tree(replaced)
         if delete_paths:
             _check_sizes(self, step_path, files, lambda path: os.path.getsize(self._local(path)))
-        for path in delete_paths:
-            self.delete_tree(path)
+        _delete_after_commit(self, delete_paths)
 
     def delete_tree(self, path: str) -> None:
         target = self._local(path)
@@ -285,14 +295,21 @@ class ObjectStorage(Storage):
     ) -> None:
         _reject_extra_files(self, extra_files)
         manifest_path = _join(step_path, manifest_name)
+        if _contains_bytes(self, manifest_path, manifest):
+            # A retry of a commit that already succeeded (its response was lost, or a
+            # retention delete failed): the step stays as it is, committed.
+            if delete_paths:
+                _check_sizes(self, step_path, files, lambda path: int(self.fs.size(self._full(path))))
+            _delete_after_commit(self, delete_paths)
+            return
         if self.exists(manifest_path):
             # Replacing a committed step: remove its manifest first so that readers never
             # pair the old manifest with new payload files.
             self.fs.rm_file(self._full(manifest_path))
         for file_name, data in files.items():
             self.fs.pipe_file(self._full(_join(step_path, file_name)), data)
-        if not self.create_exclusive(manifest_path, manifest) and not self._holds(
-            manifest_path, manifest
+        if not self.create_exclusive(manifest_path, manifest) and not _contains_bytes(
+            self, manifest_path, manifest
         ):
             raise StoreConflictError(
                 f"another writer committed {step_path!r} in {self.url} at the same time; "
@@ -300,16 +317,7 @@ class ObjectStorage(Storage):
             )
         if delete_paths:
             _check_sizes(self, step_path, files, lambda path: int(self.fs.size(self._full(path))))
-        for path in delete_paths:
-            self.delete_tree(path)
-
-    def _holds(self, path: str, data: bytes) -> bool:
-        # An earlier attempt whose response was lost may already have written these exact
-        # bytes; that is our own commit, not a conflict.
-        try:
-            return self.read_bytes(path) == data
-        except FileNotFoundError:
-            return False
+        _delete_after_commit(self, delete_paths)
 
     def delete_tree(self, path: str) -> None:
         full = self._full(path)
@@ -351,6 +359,39 @@ class ObjectStorage(Storage):
 
     def write_bytes(self, path: str, data: bytes) -> None:
         self.fs.pipe_file(self._full(path), data)
+
+
+def _contains_bytes(storage: Storage, path: str, data: bytes) -> bool:
+    """Return whether ``path`` contains exactly ``data``.
+
+    A manifest with the bytes that this commit would write means that an earlier attempt
+    of the same commit succeeded even if its response was lost: the store builds the
+    manifest once per save, with the writer id and creation time in it.
+    """
+    try:
+        return storage.read_bytes(path) == data
+    except FileNotFoundError:
+        return False
+
+
+def _delete_after_commit(storage: Storage, delete_paths: Sequence[str]) -> None:
+    """Delete the steps that retention dropped; log a WARNING for each that fails.
+
+    The checkpoint is committed by now, so a failed delete must not fail the save. The
+    step stays committed, and the store drops it on the key's next save, because it
+    computes retention from the steps that are stored.
+    """
+    for path in delete_paths:
+        try:
+            storage.delete_tree(path)
+        except OSError as exc:
+            logger.warning(
+                "Retention could not delete %s in %s: %s. The next save of that key "
+                "tries again",
+                path,
+                storage.url,
+                redact_text(f"{type(exc).__name__}: {exc}"),
+            )
 
 
 def _check_sizes(

@@ -33,7 +33,7 @@ from persistkit._layout import (
     validate_step,
 )
 from persistkit._lease import HeldLeases, LeaseWrite
-from persistkit._manifest import Manifest, check_json_value, normalize_metrics
+from persistkit._manifest import Manifest, check_json_value, normalize_metrics, utc_now_iso
 from persistkit._reader import StoreReader
 from persistkit._retention import Retention, select_steps_to_delete
 from persistkit._serializers import find_serializer
@@ -68,6 +68,9 @@ class _Snapshot:
     metrics: Mapping[str, Any]
     metadata: Mapping[str, Any]
     retention: Retention | None
+    # Fixed at save time so that every attempt of the commit writes the same manifest
+    # bytes, by which a retry recognises a commit that already succeeded.
+    created_at: str
 
     @property
     def size(self) -> int:
@@ -116,6 +119,8 @@ class CheckpointStore(StoreReader):
         self.lease_ttl = self.storage.default_lease_ttl if lease_ttl is None else lease_ttl
         self._leases = HeldLeases(self.storage, owner=self.writer_id, ttl=self.lease_ttl)
         self._metrics_cache: dict[str, dict[int, Mapping[str, Any]]] = {}
+        # Step paths per key that retention dropped but could not delete completely.
+        self._undeleted: dict[str, set[str]] = {}
         self._write_lock = threading.RLock()
         self._marker_checked = False
         self._closed = False
@@ -223,6 +228,7 @@ class CheckpointStore(StoreReader):
             metrics=normalized_metrics,
             metadata=dict(metadata or {}),
             retention=Retention.coerce(retention) or self.retention,
+            created_at=utc_now_iso(),
         )
 
     def _commit(self, snapshot: _Snapshot) -> None:
@@ -247,31 +253,32 @@ class CheckpointStore(StoreReader):
             serializers=snapshot.serializers,
             metrics=snapshot.metrics,
             metadata=snapshot.metadata,
+            created_at=snapshot.created_at,
         )
-        known = self._known_metrics(snapshot.key)
         dropped: list[int] = []
-        if snapshot.retention is not None:
+        if snapshot.retention is not None and snapshot.retention.deletes_anything:
+            # Computed from the steps that are stored, not from what this store committed,
+            # so that a step whose delete failed on an earlier save is dropped now.
+            known = self._stored_metrics(snapshot.key)
             candidates = {**known, snapshot.step: snapshot.metrics}
             dropped = select_steps_to_delete(snapshot.retention, candidates)
 
+        step_path = self._step_path(snapshot.key, snapshot.step)
         delete_paths = [self._step_path(snapshot.key, step) for step in dropped]
+        # A delete that failed after removing the manifest leaves a step that is no longer
+        # listed as committed, so it is retried from this record instead.
+        leftovers = self._undeleted.get(snapshot.key, set()) - {step_path, *delete_paths}
+        delete_paths.extend(sorted(leftovers))
         if self.storage.commits_carry_leases:
             self._commit_carrying_lease(snapshot, manifest.encode(), delete_paths)
         else:
             # NOTE: the lease is checked here, not again before the manifest is written.
             # An upload that outlasts half the lease TTL can let another writer take over.
             self._acquire_lease(snapshot.key)
-            self.storage.commit_checkpoint(
-                self._step_path(snapshot.key, snapshot.step),
-                snapshot.files,
-                MANIFEST_NAME,
-                manifest.encode(),
-                delete_paths,
-            )
+            self.storage.commit_checkpoint(step_path, snapshot.files, MANIFEST_NAME, manifest.encode(), delete_paths)
+            self._record_undeleted(snapshot.key, delete_paths)
 
-        known[snapshot.step] = snapshot.metrics
-        for step in dropped:
-            known.pop(step, None)
+        self._metrics_cache.setdefault(snapshot.key, {})[snapshot.step] = snapshot.metrics
         logger.info(
             "Committed key %r step %d to %s (%d files, %d bytes)%s",
             snapshot.key,
@@ -279,7 +286,7 @@ class CheckpointStore(StoreReader):
             self.url,
             len(snapshot.files),
             snapshot.size,
-            f"; retention deleted steps {dropped}" if dropped else "",
+            f"; retention dropped steps {dropped}" if dropped else "",
         )
 
     def _commit_carrying_lease(self, snapshot: _Snapshot, manifest: bytes, delete_paths: list[str]) -> None:
@@ -312,6 +319,23 @@ class CheckpointStore(StoreReader):
             if lease_write is not None:
                 self._leases.confirm(snapshot.key, lease_write)
             return
+
+    def _record_undeleted(self, key: str, delete_paths: list[str]) -> None:
+        """Record which of ``delete_paths`` still exist, so that the next save of ``key`` retries them."""
+        try:
+            undeleted = {path for path in delete_paths if self.storage.exists(path)}
+        except OSError as exc:
+            logger.warning(
+                "Could not check the retention deletes of key %r in %s: %s. The next save retries them",
+                key,
+                self.url,
+                redact_text(str(exc)),
+            )
+            undeleted = set(delete_paths)
+        if undeleted:
+            self._undeleted[key] = undeleted
+        else:
+            self._undeleted.pop(key, None)
 
     def _ensure_marker(self) -> None:
         if self._marker_checked:
@@ -355,16 +379,21 @@ class CheckpointStore(StoreReader):
             )
             self.storage.delete_tree(f"{key}/{name}")
 
-    def _known_metrics(self, key: str) -> dict[int, Mapping[str, Any]]:
-        known = self._metrics_cache.get(key)
-        if known is None:
-            known = {}
-            for step in self.steps(key):
+    def _stored_metrics(self, key: str) -> dict[int, Mapping[str, Any]]:
+        """Return the metrics of each committed step of ``key``, from a fresh listing.
+
+        Metrics of steps read before are cached; the listing itself is not.
+        """
+        cached = self._metrics_cache.get(key, {})
+        known: dict[int, Mapping[str, Any]] = {}
+        for step in self.steps(key):
+            if step not in cached:
                 try:
-                    known[step] = self.read_manifest(key, step).metrics
+                    cached[step] = self.read_manifest(key, step).metrics
                 except (PersistkitError, OSError):
-                    known[step] = {}
-            self._metrics_cache[key] = known
+                    cached[step] = {}
+            known[step] = cached[step]
+        self._metrics_cache[key] = known
         return known
 
     def delete(self, key: str, step: int | None = None) -> None:
