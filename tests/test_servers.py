@@ -24,7 +24,10 @@ def listening_addresses(pid: int) -> set[str]:
     """Return the local IPv4/IPv6 addresses of the TCP sockets ``pid`` listens on (Linux)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue  # The server closed this descriptor while it was being listed.
         if target.startswith("socket:["):
             inodes.add(target[len("socket:[") : -1])
     addresses = set()

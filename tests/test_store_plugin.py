@@ -36,13 +36,15 @@ USER_TESTS = """
 def test_plugin_fixtures_in_user_project(tmp_path: Path) -> None:
     (tmp_path / "test_user_pipeline.py").write_text(textwrap.dedent(USER_TESTS))
     # -p imports the plugin module by name, as pytest does for a pytest11 entry point.
+    # Autoloading is off so that an installed persistkit's entry point does not register
+    # the same module a second time.
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "persistkit.pytest_plugin", "-p", "no:cacheprovider", "-q", str(tmp_path)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
