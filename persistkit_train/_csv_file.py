@@ -6,19 +6,21 @@ Each case raises :class:`DataError` naming the file, what it looks like, and wha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from persistkit_train.i18n import _
 
 _SNIFF_BYTES = 8192
 
-# Leading bytes of formats that users save or download by mistake instead of CSV.
-_MAGIC_FORMATS = (
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook"),
-    (b"\x1f\x8b", "a gzip-compressed file"),
-    (b"%PDF", "a PDF document"),
+# Leading bytes of formats that users save or download by mistake instead of CSV. Each
+# description is a function so that it is translated when the error is raised, in the
+# language active then, not when this module is imported.
+_MAGIC_FORMATS: tuple[tuple[bytes, Callable[[], str]], ...] = (
+    (b"PK\x03\x04", lambda: _("a ZIP archive (an Excel .xlsx workbook is one)")),
+    (b"\xd0\xcf\x11\xe0", lambda: _("an old Excel .xls workbook")),
+    (b"\x1f\x8b", lambda: _("a gzip-compressed file")),
+    (b"%PDF", lambda: _("a PDF document")),
 )
 
 
@@ -58,7 +60,7 @@ def decode_csv_text(path: Path, raw: bytes) -> str:
         if head.startswith(magic):
             raise DataError(
                 _("{path}: not a CSV file; it looks like {kind}. Save or export it as CSV.").format(
-                    path=path, kind=description
+                    path=path, kind=description()
                 )
             )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -130,7 +132,7 @@ def find_column(path: Path, header: list[str], name: str, option: str) -> int:
         return index
     raise DataError(
         _(
-            "{path}: missing column {name!r}; the header has {columns}. Rename the column "
-            "or pass its name with {option}."
+            "{path}: missing column {name!r}; the header has {columns}. Rename that column "
+            "in the file to {name!r} (Python callers can instead pass its header as {option})."
         ).format(path=path, name=name, columns=[field.strip() for field in header], option=option)
     )

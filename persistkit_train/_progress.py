@@ -32,7 +32,7 @@ class ProgressReporter:
         if not self._enabled:
             return
         if self._stage_bar is None:
-            self._stage_bar = self._new_bar(total=total, position=0, unit="stage")
+            self._stage_bar = self._new_bar(total=total, position=0, unit=_("stage"))
         self._stage_bar.set_description_str(_("Stage {name}").format(name=name))
         self._stage_bar.n = index - 1
         self._stage_bar.refresh()
@@ -42,7 +42,7 @@ class ProgressReporter:
         if not self._enabled:
             return
         self._close_bar("_trial_bar")
-        self._trial_bar = self._new_bar(total=total, initial=done, position=1, unit="trial")
+        self._trial_bar = self._new_bar(total=total, initial=done, position=1, unit=_("trial"))
         self._trial_bar.set_description_str(_("{model} trials").format(model=model))
 
     def trial_finished(self, done: int, best: float | None) -> None:
@@ -58,7 +58,7 @@ class ProgressReporter:
         if not self._enabled:
             return
         self._close_bar("_round_bar")
-        self._round_bar = self._new_bar(total=total, position=2, unit="round")
+        self._round_bar = self._new_bar(total=total, position=2, unit=_("round"))
         self._round_bar.set_description_str(label)
 
     def round_finished(self, done: int, total: int) -> None:

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from persistkit_train.i18n import _
+
 MODEL_NAMES = ("xgboost", "lightgbm", "catboost")
 SPLIT_METHODS = ("stratified", "grouped")
 DEVICES = ("auto", "cpu", "cuda")
@@ -27,7 +29,15 @@ _NOT_FINGERPRINTED = frozenset(
 
 def _require(condition: bool, name: str, value: object, expected: str) -> None:
     if not condition:
-        raise ValueError(f"Invalid {name} {value!r}: expected {expected}.")
+        raise ValueError(
+            _("Invalid {name} {value!r}: expected {expected}.").format(
+                name=name, value=value, expected=expected
+            )
+        )
+
+
+def _one_of(choices: tuple[str, ...] | Mapping[str, Any]) -> str:
+    return _("one of {choices}").format(choices=", ".join(choices))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -73,25 +83,35 @@ class TrainConfig:
     checkpoint_every_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        _require(bool(self.models), "models", self.models, "at least one model")
+        _require(bool(self.models), "models", self.models, _("at least one model"))
         for model in self.models:
-            _require(model in MODEL_NAMES, "models", model, f"one of {', '.join(MODEL_NAMES)}")
-        _require(self.trials >= 1, "trials", self.trials, "an integer >= 1")
-        _require(self.folds >= 2, "folds", self.folds, "an integer >= 2")
-        _require(self.max_rounds >= 1, "max_rounds", self.max_rounds, "an integer >= 1")
+            _require(model in MODEL_NAMES, "models", model, _one_of(MODEL_NAMES))
+        _require(self.trials >= 1, "trials", self.trials, _("an integer >= 1"))
+        _require(self.folds >= 2, "folds", self.folds, _("an integer >= 2"))
+        _require(self.max_rounds >= 1, "max_rounds", self.max_rounds, _("an integer >= 1"))
         _require(
             self.early_stopping_rounds >= 1,
             "early_stopping_rounds",
             self.early_stopping_rounds,
-            "an integer >= 1",
+            _("an integer >= 1"),
         )
         low, high = self.learning_rate_range
-        _require(0 < low <= high, "learning_rate_range", self.learning_rate_range, "0 < low <= high")
-        _require(self.split in SPLIT_METHODS, "split", self.split, " or ".join(SPLIT_METHODS))
-        _require(0 < self.test_size < 1, "test_size", self.test_size, "a fraction between 0 and 1")
-        _require(self.device in DEVICES, "device", self.device, ", ".join(DEVICES))
         _require(
-            self.threads is None or self.threads >= 1, "threads", self.threads, "None or >= 1"
+            0 < low <= high,
+            "learning_rate_range",
+            self.learning_rate_range,
+            _("a pair (low, high) with 0 < low <= high"),
+        )
+        _require(self.split in SPLIT_METHODS, "split", self.split, _one_of(SPLIT_METHODS))
+        _require(
+            0 < self.test_size < 1, "test_size", self.test_size, _("a fraction between 0 and 1")
+        )
+        _require(self.device in DEVICES, "device", self.device, _one_of(DEVICES))
+        _require(
+            self.threads is None or self.threads >= 1,
+            "threads",
+            self.threads,
+            _("None or an integer >= 1"),
         )
 
     def fingerprint_fields(self) -> dict[str, Any]:
@@ -142,7 +162,11 @@ def make_config(preset: str = "quick", **overrides: Any) -> TrainConfig:
         ValueError: The preset is unknown or an override is invalid.
     """
     if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}: expected one of {', '.join(PRESETS)}.")
+        raise ValueError(
+            _("Unknown preset {preset!r}: expected {expected}.").format(
+                preset=preset, expected=_one_of(PRESETS)
+            )
+        )
     changes = {name: value for name, value in overrides.items() if value is not None}
     return PRESETS[preset].replace(**changes)
 
@@ -174,6 +198,8 @@ def parse_duration(text: str) -> float:
             seconds = -1.0
     if seconds <= 0:
         raise ValueError(
-            f"Invalid duration {text!r}: expected a positive time such as 8h30m, 45m or 90s."
+            _(
+                "Invalid duration {text!r}: expected a positive time such as 8h30m, 45m or 90s."
+            ).format(text=text)
         )
     return seconds

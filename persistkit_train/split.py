@@ -19,6 +19,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from persistkit_train.i18n import _
+
 __all__ = ["GROUP_PREFIX_LENGTH", "cv_folds", "holdout_split", "prefix_groups", "price_quintiles"]
 
 GROUP_PREFIX_LENGTH = 6
@@ -48,7 +50,11 @@ def holdout_split(
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be between 0 and 1, got {test_size}.")
     if len(frame) < 2:
-        raise ValueError(f"Need at least 2 rows to split, got {len(frame)}.")
+        raise ValueError(
+            _("Need at least 2 rows to split, got {rows}. Add rows to the data file.").format(
+                rows=len(frame)
+            )
+        )
     model_selection = _sklearn_model_selection()
     positions = np.arange(len(frame))
 
@@ -86,8 +92,10 @@ def _grouped_test_mask(groups: np.ndarray, test_size: float, seed: int) -> np.nd
             total += sizes[group]
     if not chosen.any() or chosen.all():
         raise ValueError(
-            f"Cannot hold out {test_size:.0%} of rows with whole prefix groups "
-            f"({len(unique)} groups); use the stratified split or more data."
+            _(
+                "Cannot hold out {share:.0%} of rows with whole prefix groups "
+                "({groups} groups); use the stratified split or more data."
+            ).format(share=test_size, groups=len(unique))
         )
     return chosen[inverse]
 
@@ -126,14 +134,24 @@ def cv_folds(
     else:
         n_rows, prices = int(n_rows_or_frame), None
     if not 2 <= n_splits <= n_rows:
-        raise ValueError(f"n_splits must be between 2 and the row count {n_rows}, got {n_splits}.")
+        raise ValueError(
+            _(
+                "Invalid number of folds {n_splits} for {rows} rows: expected 2 up to the "
+                "row count. Use fewer folds or add rows."
+            ).format(n_splits=n_splits, rows=n_rows)
+        )
     positions = np.arange(n_rows)
     strata = price_quintiles(prices) if prices is not None else None
 
     if groups is not None:
         group_array = np.asarray(groups)
         if len(np.unique(group_array)) < n_splits:
-            raise ValueError(f"groups has fewer than n_splits={n_splits} distinct values.")
+            raise ValueError(
+                _(
+                    "Cannot make {n_splits} folds from {groups} distinct groups, because each "
+                    "fold needs a group of its own. Use the stratified split or more data."
+                ).format(n_splits=n_splits, groups=len(np.unique(group_array)))
+            )
         if strata is not None:
             splitter = model_selection.StratifiedGroupKFold(
                 n_splits=n_splits, shuffle=True, random_state=seed

@@ -40,6 +40,13 @@ def run_cli(
     )
 
 
+def run_training(data: Path, tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Start `run` on ``data`` with a store under ``tmp_path``."""
+    return run_cli(
+        "run", "--data", str(data), "--store", str(tmp_path / "store"), *options, cwd=tmp_path
+    )
+
+
 @pytest.fixture
 def bad_csv(tmp_path: Path) -> Path:
     path = tmp_path / "prices.csv"
@@ -70,16 +77,7 @@ def test_status_in_english(tmp_path: Path) -> None:
 
 
 def test_run_bad_csv_in_thai(tmp_path: Path, bad_csv: Path) -> None:
-    result = run_cli(
-        "run",
-        "--data",
-        str(bad_csv),
-        "--store",
-        str(tmp_path / "store"),
-        "--lang",
-        "th",
-        cwd=tmp_path,
-    )
+    result = run_training(bad_csv, tmp_path, "--lang", "th")
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -90,16 +88,7 @@ def test_run_bad_csv_in_thai(tmp_path: Path, bad_csv: Path) -> None:
 
 
 def test_run_bad_csv_in_english(tmp_path: Path, bad_csv: Path) -> None:
-    result = run_cli(
-        "run",
-        "--data",
-        str(bad_csv),
-        "--store",
-        str(tmp_path / "store"),
-        "--lang",
-        "en",
-        cwd=tmp_path,
-    )
+    result = run_training(bad_csv, tmp_path, "--lang", "en")
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -140,3 +129,34 @@ def test_lang_option_beats_environment(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "holds no run yet" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "thai_text", "english_text"),
+    [
+        (("--trials", "0"), "ค่า trials ไม่ถูกต้อง (0)", "Invalid trials 0"),
+        (("--time-budget", "soon"), "ระยะเวลา 'soon' ไม่ถูกต้อง", "Invalid duration 'soon'"),
+    ],
+    ids=["trials", "time-budget"],
+)
+def test_run_bad_setting_in_thai(
+    tmp_path: Path, bad_csv: Path, option: tuple[str, str], thai_text: str, english_text: str
+) -> None:
+    result = run_training(bad_csv, tmp_path, *option, "--lang", "th")
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert thai_text in result.stderr
+    assert english_text not in result.stderr
+
+
+def test_run_workbook_named_in_thai(tmp_path: Path) -> None:
+    # The file kind comes from a table built at import time, before --lang is applied.
+    workbook = tmp_path / "prices.csv"
+    workbook.write_bytes(b"PK\x03\x04" + bytes(64))
+
+    result = run_training(workbook, tmp_path, "--lang", "th")
+
+    assert result.returncode == 2
+    assert "ไฟล์ ZIP" in result.stderr
+    assert "ZIP archive" not in result.stderr

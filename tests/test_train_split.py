@@ -124,9 +124,9 @@ def test_cv_folds_seeded():
 
 
 def test_cv_folds_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="n_splits"):
+    with pytest.raises(ValueError, match="Invalid number of folds"):
         cv_folds(10, n_splits=1)
-    with pytest.raises(ValueError, match="n_splits"):
+    with pytest.raises(ValueError, match="Invalid number of folds"):
         cv_folds(3, n_splits=5)
-    with pytest.raises(ValueError, match="distinct values"):
+    with pytest.raises(ValueError, match="distinct groups"):
         cv_folds(10, n_splits=5, groups=np.array(["a", "b"] * 5))
