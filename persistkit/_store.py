@@ -165,9 +165,10 @@ class CheckpointStore(StoreReader):
     ) -> None:
         """Serialise ``files`` and commit them as checkpoint ``step`` of ``key``.
 
-        Returns once the files are serialised; the commit runs in the background unless
-        the store was opened with ``background=False``; then errors raise from ``save``
-        itself, without retries. Saving a step that is already committed replaces it.
+        Returns once the files are serialised, and the commit runs in the background.
+        A store opened with ``background=False`` commits inside ``save`` instead, so its
+        errors raise from ``save`` itself, without retries. Saving a step that is already
+        committed replaces it.
 
         Args:
             key: A '/'-separated key such as ``"xgb/final"``.
