@@ -14,12 +14,13 @@ or data is detected before any byte of the booster is used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from persistkit._deadline import Deadline, RunStatus
@@ -51,12 +52,21 @@ class CheckpointPolicy:
     Whichever comes first triggers a save. With neither set, the callback saves only
     when training ends or the deadline stops it.
 
+    ``max_overhead`` caps the share of training time spent saving. A save that the
+    interval makes due is skipped while the training time since the previous save is
+    less than that save's cost divided by ``max_overhead``. With 0.02, a save that cost
+    50 ms delays the next one until 2.5 s of training have passed. The cost is the time
+    the save took in the training thread (serialising the booster and queueing it) plus
+    the CPU time of its commit on a background store's upload thread, which competes
+    with training for the cores. Final and deadline saves are never skipped.
+
     Raises:
-        ValueError: If a value is not positive.
+        ValueError: If an interval is not positive, or ``max_overhead`` is not in (0, 1).
     """
 
     every_rounds: int | None = None
     every_seconds: float | None = None
+    max_overhead: float | None = None
 
     def __post_init__(self) -> None:
         if self.every_rounds is not None and (
@@ -65,12 +75,25 @@ class CheckpointPolicy:
             raise ValueError(f"every_rounds must be a positive integer, got {self.every_rounds!r}")
         if self.every_seconds is not None and not self.every_seconds > 0:
             raise ValueError(f"every_seconds must be positive, got {self.every_seconds!r}")
+        if self.max_overhead is not None and not 0 < self.max_overhead < 1:
+            raise ValueError(
+                f"max_overhead must be a fraction between 0 and 1 (0.02 is 2%), "
+                f"got {self.max_overhead!r}"
+            )
 
-    def due(self, rounds_done: int, seconds_since_save: float) -> bool:
-        """Return whether a checkpoint is due after ``rounds_done`` rounds."""
-        if self.every_rounds is not None and rounds_done % self.every_rounds == 0:
+    def due(self, rounds_done: int, seconds_since_save: float,
+            last_save_seconds: float = 0.0) -> bool:
+        """Return whether a checkpoint is due after ``rounds_done`` rounds.
+
+        ``last_save_seconds`` is the cost of the previous save, used by ``max_overhead``.
+        """
+        by_rounds = self.every_rounds is not None and rounds_done % self.every_rounds == 0
+        by_time = self.every_seconds is not None and seconds_since_save >= self.every_seconds
+        if not (by_rounds or by_time):
+            return False
+        if self.max_overhead is None:
             return True
-        return self.every_seconds is not None and seconds_since_save >= self.every_seconds
+        return seconds_since_save * self.max_overhead >= last_save_seconds
 
 
 def params_fingerprint(params: Mapping[str, Any] | None) -> str:
@@ -166,18 +189,32 @@ def log_deadline_stop(store: CheckpointStore, key: str, rounds: int, deadline: D
 
 
 class SaveTimer:
-    """Seconds since the last save, measured with a monotonic clock."""
+    """Seconds since the last save and the duration of that save, on a monotonic clock."""
 
     def __init__(self) -> None:
         self._last = time.monotonic()
+        self.last_save_seconds = 0.0
 
     def elapsed(self) -> float:
-        """Return the seconds since construction or the last :meth:`reset`."""
+        """Return the seconds since construction, the last :meth:`reset` or the last save."""
         return time.monotonic() - self._last
 
     def reset(self) -> None:
         """Restart the measurement."""
         self._last = time.monotonic()
+
+    @contextlib.contextmanager
+    def saving(self) -> Iterator[None]:
+        """Time the save in the ``with`` block, then restart the measurement at its end."""
+        started = time.monotonic()
+        yield
+        self._last = time.monotonic()
+        self.last_save_seconds = self._last - started
+
+
+def last_save_cost(timer: SaveTimer, store: CheckpointStore, key: str) -> float:
+    """Return the seconds the newest save of ``key`` cost, in the training thread and in upload."""
+    return timer.last_save_seconds + store.commit_cpu_seconds(key)
 
 
 def to_json_history(history: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, list[Any]]]:

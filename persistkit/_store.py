@@ -449,6 +449,16 @@ class CheckpointStore(StoreReader):
         if self._uploader is not None:
             self._uploader.flush(timeout)
 
+    def commit_cpu_seconds(self, key: str) -> float:
+        """Return the CPU time the background upload thread spent on the newest commit of ``key``.
+
+        The boosting adapters add it to the time a save takes in the training thread
+        when they cap the share of training time spent saving. A store opened with
+        ``background=False`` commits inside :meth:`save`, so this returns 0.0 there, as
+        it does before the first commit of ``key``.
+        """
+        return 0.0 if self._uploader is None else self._uploader.commit_cpu_seconds(key)
+
     def close(self, *, timeout: float | None = None) -> None:
         """Flush pending saves, release this writer's leases and close the storage.
 

@@ -91,6 +91,7 @@ class BackgroundUploader:
         self._blocked: dict[str, LeaseWait] = {}
         self._warned_blocked: set[str] = set()
         self._consecutive_failures = 0
+        self._commit_cpu_seconds: dict[str, float] = {}
         self._closed = False
         self._thread = threading.Thread(
             target=self._run, name=f"persistkit-upload {name}", daemon=True
@@ -305,7 +306,16 @@ class BackgroundUploader:
         except Exception as exc:
             logger.warning("Background task of %s failed: %s", self.name, redact_text(str(exc)))
 
+    def commit_cpu_seconds(self, key: str) -> float:
+        """Return the CPU time this thread spent on the newest successful commit of ``key``.
+
+        Failed attempts before it are included; 0.0 when nothing of ``key`` was committed.
+        """
+        with self._condition:
+            return self._commit_cpu_seconds.get(key, 0.0)
+
     def _commit_with_retries(self, job: UploadJob) -> None:
+        cpu_started = time.thread_time()
         for attempt in range(1, self.max_attempts + 1):
             try:
                 job.commit()
@@ -320,6 +330,8 @@ class BackgroundUploader:
                     return
                 continue
             else:
+                with self._condition:
+                    self._commit_cpu_seconds[job.key] = time.thread_time() - cpu_started
                 self._record_success(job, attempt)
                 return
 

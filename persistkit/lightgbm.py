@@ -1,11 +1,12 @@
 """Resumable LightGBM training.
 
 :func:`train` has the signature of ``lightgbm.train`` plus ``store``, ``key``,
-``every_rounds``, ``every_seconds`` and ``deadline``. It saves the full booster (model
-text), the rounds done, the evaluation history and the early-stopping state. A rerun
-with the same parameters and data trains only the missing rounds and returns a booster
-with the ``best_iteration`` and ``best_score`` of an uninterrupted run. The full history
-goes into ``evals_result`` and into any ``lightgbm.record_evaluation`` callback.
+``every_rounds``, ``every_seconds``, ``max_overhead`` and ``deadline``. It saves the full
+booster (model text), the rounds done, the evaluation history and the early-stopping
+state. A rerun with the same parameters and data trains only the missing rounds and
+returns a booster with the ``best_iteration`` and ``best_score`` of an uninterrupted run.
+The full history goes into ``evals_result`` and into any ``lightgbm.record_evaluation``
+callback.
 
 Early stopping (``early_stopping_round`` and its aliases, or a
 ``lightgbm.early_stopping`` callback) is run by :class:`CheckpointCallback` itself with
@@ -75,6 +76,8 @@ class CheckpointCallback:
         key: Key of the checkpoint series.
         every_rounds: Save every this many rounds.
         every_seconds: Save when this many seconds passed since the last save.
+        max_overhead: Skip interval saves that would take more than this fraction of
+            the training time (0.02 is 2%); see :class:`CheckpointPolicy`.
         deadline: Save and stop once the deadline has passed.
         early_stopping: Early-stopping rule and state.
         fingerprint: Params and data fingerprint checked against the checkpoint.
@@ -84,12 +87,13 @@ class CheckpointCallback:
     before_iteration = False
 
     def __init__(self, *, store: Any, key: str, every_rounds: int | None = None,
-                 every_seconds: float | None = None, deadline: Deadline | None = None,
+                 every_seconds: float | None = None, max_overhead: float | None = None,
+                 deadline: Deadline | None = None,
                  early_stopping: EarlyStoppingState | None = None,
                  fingerprint: Mapping[str, str] | None = None) -> None:
         self.store = store
         self.key = key
-        self.policy = _boosting.CheckpointPolicy(every_rounds, every_seconds)
+        self.policy = _boosting.CheckpointPolicy(every_rounds, every_seconds, max_overhead)
         self.deadline = deadline
         self.early_stopping = early_stopping
         self.fingerprint = dict(fingerprint or {})
@@ -158,7 +162,9 @@ class CheckpointCallback:
         rounds = env.iteration + 1
         out_of_time = self.deadline is not None and self.deadline.expired()
         last = rounds >= env.end_iteration
-        if stop is not None or out_of_time or last or self.policy.due(rounds, self._timer.elapsed()):
+        due = self.policy.due(rounds, self._timer.elapsed(),
+                              _boosting.last_save_cost(self._timer, self.store, self.key))
+        if stop is not None or out_of_time or last or due:
             self.save(env.model, rounds)
         if stop is not None:
             raise stop
@@ -169,23 +175,23 @@ class CheckpointCallback:
     def save(self, model: Any, rounds: int) -> None:
         """Save ``model`` after ``rounds`` rounds with history and early-stopping state."""
         es = self.early_stopping
-        state = {
-            "format": _boosting.STATE_FORMAT,
-            "library": f"lightgbm {lgb.__version__}",
-            "rounds": rounds,
-            "history": self.history,
-            "early_stopping": es.capture() if es is not None else None,
-            "fingerprint": self.fingerprint,
-        }
-        self.store.save(
-            self.key,
-            {MODEL_FILE: model.model_to_string(num_iteration=-1).encode(),
-             _boosting.STATE_FILE: state},
-            step=rounds,
-            metadata={"fingerprint": self.fingerprint, "rounds": rounds},
-        )
+        with self._timer.saving():
+            state = {
+                "format": _boosting.STATE_FORMAT,
+                "library": f"lightgbm {lgb.__version__}",
+                "rounds": rounds,
+                "history": self.history,
+                "early_stopping": es.capture() if es is not None else None,
+                "fingerprint": self.fingerprint,
+            }
+            self.store.save(
+                self.key,
+                {MODEL_FILE: model.model_to_string(num_iteration=-1).encode(),
+                 _boosting.STATE_FILE: state},
+                step=rounds,
+                metadata={"fingerprint": self.fingerprint, "rounds": rounds},
+            )
         self.saved_rounds = rounds
-        self._timer.reset()
 
     def _deadline_stop(self, env: Any) -> Exception:
         es = self.early_stopping
@@ -201,6 +207,7 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
           callbacks: Sequence[Callable[..., Any]] | None = None,
           evals_result: dict[str, Any] | None = None,
           every_rounds: int | None = None, every_seconds: float | None = None,
+        max_overhead: float | None = None,
           deadline: Deadline | None = None) -> Any:
     """Train like ``lightgbm.train``, resuming from and saving to ``store`` under ``key``.
 
@@ -215,6 +222,7 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
     valid_sets = list(valid_sets or [])
     checkpoint = CheckpointCallback(
         store=store, key=key, every_rounds=every_rounds, every_seconds=every_seconds,
+        max_overhead=max_overhead,
         deadline=deadline, early_stopping=es,
         fingerprint=dataset_fingerprint(params, train_set))
     loaded = checkpoint.load()
@@ -247,6 +255,7 @@ def train(params: Mapping[str, Any], train_set: Any, num_boost_round: int = 100,
 
 def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
         every_rounds: int | None = None, every_seconds: float | None = None,
+        max_overhead: float | None = None,
         deadline: Deadline | None = None, **fit_params: Any) -> Any:
     """Fit a LightGBM scikit-learn model (``LGBMRegressor``, ``LGBMClassifier``) resumably.
 
@@ -270,6 +279,7 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
                                         fit_params.get("sample_weight")))
     checkpoint = CheckpointCallback(
         store=store, key=key, every_rounds=every_rounds, every_seconds=every_seconds,
+        max_overhead=max_overhead,
         deadline=deadline, early_stopping=es, fingerprint=fingerprint)
 
     n_total = params["n_estimators"]

@@ -1,8 +1,9 @@
 """Resumable XGBoost training.
 
 :func:`train` has the signature of ``xgboost.train`` plus ``store``, ``key``,
-``every_rounds``, ``every_seconds`` and ``deadline``. It saves the full booster (UBJSON),
-the number of rounds done, the evaluation history and the early-stopping state, and
+``every_rounds``, ``every_seconds``, ``max_overhead`` and ``deadline``. It saves the full
+booster (UBJSON), the number of rounds done, the evaluation history and the
+early-stopping state, and
 when run again with the same parameters and data it trains only the missing rounds.
 The returned booster has the ``best_iteration``, ``best_score`` and ``evals_result`` of
 an uninterrupted run, and ``booster.persistkit_status`` is
@@ -77,19 +78,22 @@ class CheckpointCallback(xgb.callback.TrainingCallback):  # type: ignore[name-de
         key: Key of the checkpoint series.
         every_rounds: Save every this many rounds.
         every_seconds: Save when this many seconds passed since the last save.
+        max_overhead: Skip interval saves that would take more than this fraction of
+            the training time (0.02 is 2%); see :class:`CheckpointPolicy`.
         deadline: Save and stop training once the deadline has passed.
         early_stopping: The ``EarlyStopping`` callback whose state is saved and restored.
         fingerprint: Value of :func:`fingerprint`; checked against the checkpoint.
     """
 
     def __init__(self, *, store: Any, key: str, every_rounds: int | None = None,
-                 every_seconds: float | None = None, deadline: Deadline | None = None,
+                 every_seconds: float | None = None, max_overhead: float | None = None,
+                 deadline: Deadline | None = None,
                  early_stopping: Any | None = None,
                  fingerprint: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.store = store
         self.key = key
-        self.policy = _boosting.CheckpointPolicy(every_rounds, every_seconds)
+        self.policy = _boosting.CheckpointPolicy(every_rounds, every_seconds, max_overhead)
         self.deadline = deadline
         self.early_stopping = early_stopping
         self.fingerprint = dict(fingerprint or {})
@@ -159,7 +163,8 @@ class CheckpointCallback(xgb.callback.TrainingCallback):  # type: ignore[name-de
         if self.deadline is not None and self.deadline.expired():
             self.status = RunStatus.STOPPED_BY_DEADLINE
             return True
-        if self.policy.due(rounds, self._timer.elapsed()):
+        if self.policy.due(rounds, self._timer.elapsed(),
+                           _boosting.last_save_cost(self._timer, self.store, self.key)):
             self.save(model, evals_log)
         return False
 
@@ -194,25 +199,25 @@ class CheckpointCallback(xgb.callback.TrainingCallback):  # type: ignore[name-de
 
     def save(self, model: Any, evals_log: Any) -> None:
         """Save ``model`` with the history and early-stopping state as one checkpoint."""
-        rounds = model.num_boosted_rounds()
-        state = {
-            "format": _boosting.STATE_FORMAT,
-            "library": f"xgboost {xgb.__version__}",
-            "rounds": rounds,
-            "history": _boosting.to_json_history(evals_log or {}),
-            "early_stopping": capture_early_stopping(self.early_stopping),
-            "best_iteration": model.attr("best_iteration"),
-            "best_score": model.attr("best_score"),
-            "fingerprint": self.fingerprint,
-        }
-        self.store.save(
-            self.key,
-            {MODEL_FILE: bytes(model.save_raw("ubj")), _boosting.STATE_FILE: state},
-            step=rounds,
-            metadata={"fingerprint": self.fingerprint, "rounds": rounds},
-        )
+        with self._timer.saving():
+            rounds = model.num_boosted_rounds()
+            state = {
+                "format": _boosting.STATE_FORMAT,
+                "library": f"xgboost {xgb.__version__}",
+                "rounds": rounds,
+                "history": _boosting.to_json_history(evals_log or {}),
+                "early_stopping": capture_early_stopping(self.early_stopping),
+                "best_iteration": model.attr("best_iteration"),
+                "best_score": model.attr("best_score"),
+                "fingerprint": self.fingerprint,
+            }
+            self.store.save(
+                self.key,
+                {MODEL_FILE: bytes(model.save_raw("ubj")), _boosting.STATE_FILE: state},
+                step=rounds,
+                metadata={"fingerprint": self.fingerprint, "rounds": rounds},
+            )
         self._saved_rounds = rounds
-        self._timer.reset()
 
 
 def train(params: Mapping[str, Any], dtrain: Any, num_boost_round: int = 10, *,
@@ -223,6 +228,7 @@ def train(params: Mapping[str, Any], dtrain: Any, num_boost_round: int = 10, *,
           callbacks: Sequence[Any] | None = None,
           custom_metric: Callable[..., Any] | None = None,
           every_rounds: int | None = None, every_seconds: float | None = None,
+        max_overhead: float | None = None,
           deadline: Deadline | None = None) -> Any:
     """Train like ``xgboost.train``, resuming from and saving to ``store`` under ``key``.
 
@@ -237,6 +243,7 @@ def train(params: Mapping[str, Any], dtrain: Any, num_boost_round: int = 10, *,
           if early_stopping_rounds else None)
     checkpoint = CheckpointCallback(
         store=store, key=key, every_rounds=every_rounds, every_seconds=every_seconds,
+        max_overhead=max_overhead,
         deadline=deadline, early_stopping=es, fingerprint=fingerprint(params, dtrain))
     loaded = checkpoint.load()
 
@@ -289,6 +296,7 @@ def train(params: Mapping[str, Any], dtrain: Any, num_boost_round: int = 10, *,
 
 def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
         every_rounds: int | None = None, every_seconds: float | None = None,
+        max_overhead: float | None = None,
         deadline: Deadline | None = None, **fit_params: Any) -> Any:
     """Fit an XGBoost scikit-learn model (``XGBRegressor``, ``XGBClassifier``) resumably.
 
@@ -310,6 +318,7 @@ def fit(model: Any, X: Any, y: Any, *, store: Any, key: str,
                                       fit_params.get("sample_weight"))
     checkpoint = CheckpointCallback(
         store=store, key=key, every_rounds=every_rounds, every_seconds=every_seconds,
+        max_overhead=max_overhead,
         deadline=deadline, early_stopping=es, fingerprint=_boosting.combine_fingerprints(
             params=_boosting.params_fingerprint(params), data=data))
 

@@ -19,6 +19,14 @@ from persistkit_train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
+# Interval saves of XGBoost and LightGBM boosters are skipped while they would take
+# more than this fraction of the training time. Serialising a booster takes time
+# that grows with its number of trees, so a fixed round interval gets costly for
+# large models. Training slowed by up to twice the cost the cap counts, because the
+# upload thread also stalls the training threads (benchmarks/bench_overhead.py), so
+# 1% is what keeps the measured overhead near 2%.
+CHECKPOINT_MAX_OVERHEAD = 0.01
+
 # Called with (rounds done, rounds planned) after every boosting round.
 RoundCallback = Callable[[int, int], None]
 
@@ -33,6 +41,7 @@ class Runtime:
     deadline: Any = None
     every_rounds: int = 50
     every_seconds: float = 30.0
+    max_overhead: float | None = CHECKPOINT_MAX_OVERHEAD
 
 
 @dataclasses.dataclass(frozen=True)

@@ -138,8 +138,9 @@ def _add_run_parser(commands: argparse._SubParsersAction, common: argparse.Argum
     run.add_argument(
         "--checkpoint-every",
         type=int,
-        help=_("save each booster every this many rounds (default: 50 for full, 100 for "
-               "quick; also every 30 s)"),
+        help=_("save XGBoost and LightGBM boosters every this many rounds (default: 50 for "
+               "full, 100 for quick); every booster, CatBoost included, is also saved "
+               "every 30 s"),
     )
     run.add_argument(
         "--output", default=DEFAULT_OUTPUT, help=_("folder for the report and exported models")

@@ -89,7 +89,7 @@ def run_final_stage(
             key=f"final/{tuned.model}",
             seed=config.seed,
             runtime=runtime,
-            on_round=progress.round_finished,
+            on_round=progress.round_callback,
         )
         if outcome.stopped_by_deadline:
             raise DeadlineReached(stage)
@@ -174,7 +174,7 @@ def _oof_column(
                 key=f"stack/{tuned.model}/fit-{fold}",
                 seed=config.seed,
                 runtime=runtime,
-                on_round=progress.round_finished,
+                on_round=progress.round_callback,
             )
             if outcome.stopped_by_deadline:
                 raise DeadlineReached(key)

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -210,16 +211,27 @@ def run_catboost(store: object, kill: str, options: dict) -> dict:
                               bootstrap_type="Bernoulli", subsample=0.8,
                               **options.get("params", {}))
 
+    every_seconds = options.get("every_seconds")
+    interval = {"every_seconds": every_seconds} if every_seconds else {"every_rounds": 5}
+
     class Killer:
         def after_iteration(self, info: object) -> bool:
             iteration = info.iteration  # type: ignore[attr-defined]
+            # Slow iterations give CatBoost time to write snapshots by the clock.
+            time.sleep(options.get("iteration_seconds", 0))
+            if every_seconds and kill == "mid" and iteration == MID_ROUND_KILL:
+                # Die once the snapshot thread has copied a snapshot, so the rerun
+                # resumes from one.
+                give_up = time.monotonic() + 30
+                while not store.steps("cat/run") and time.monotonic() < give_up:  # type: ignore[attr-defined]
+                    time.sleep(0.05)
             if (kill == "first" and iteration == FIRST_ROUND_KILL) or (
                     kill == "mid" and iteration == MID_ROUND_KILL):
                 kill_now()
             return True
 
     pcat.fit(model, features[:220], target[:220], eval_set=(features[220:], target[220:]),
-             callbacks=[Killer()], store=store, key="cat/run", every_rounds=5)
+             callbacks=[Killer()], store=store, key="cat/run", **interval)
     if kill == "end":
         kill_now()
     return {

@@ -75,6 +75,25 @@ def test_killed_training_resumes_exactly(tmp_path: Path, reference: dict, kill_p
     assert resumed["history"] == reference["history"]
 
 
+@pytest.mark.parametrize("kill_point", ["mid", "end"])
+def test_killed_timed_snapshots_resume_exactly(tmp_path: Path, reference: dict,
+                                               kill_point: str) -> None:
+    # Without every_rounds or a deadline a thread copies CatBoost's timed snapshots.
+    options = {"every_seconds": 1, "iteration_seconds": 0.1}
+    assert run_child("catboost", str(tmp_path), kill_point, options) is None
+    with CheckpointStore(str(tmp_path), background=False) as killed_store:
+        steps_after_kill = killed_store.steps(KEY)
+    resumed = run_child("catboost", str(tmp_path), options=options)
+
+    assert steps_after_kill, "no snapshot was copied before the kill"
+    assert resumed is not None
+    assert "Restored CatBoost snapshot" in resumed["log"]
+    assert resumed["predictions"] == reference["predictions"]
+    assert resumed["best_iteration"] == reference["best_iteration"]
+    assert resumed["best_score"] == reference["best_score"]
+    assert resumed["history"] == reference["history"]
+
+
 def test_half_written_snapshot_never_restarts_from_zero(
         store: CheckpointStore, tmp_path: Path, reference: dict,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -161,14 +180,34 @@ def test_disallowed_file_writing_rejected(store: CheckpointStore, tmp_path: Path
         fit(store, tmp_path, params={"allow_writing_files": False})
 
 
-def test_gpu_params_pass_through(store: CheckpointStore, tmp_path: Path) -> None:
+def fit_on_gpu(store: CheckpointStore, tmp_path: Path, **kwargs: Any) -> Any:
+    return pcat.fit(model(tmp_path, task_type="GPU", bootstrap_type="Bernoulli"),
+                    FEATURES[:220], TARGET[:220], eval_set=(FEATURES[220:], TARGET[220:]),
+                    store=store, key=KEY, **kwargs)
+
+
+def test_gpu_params_pass_through(store: CheckpointStore, tmp_path: Path,
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    deadline = Deadline(hours=1)
     if os.environ.get("PERSISTKIT_TEST_GPU"):
-        fitted = fit(store, tmp_path, params={"task_type": "GPU", "bootstrap_type": "Bernoulli"})
+        fitted = fit_on_gpu(store, tmp_path, every_seconds=1, deadline=deadline)
+
         assert fitted.get_params()["task_type"] == "GPU"
+        assert store.steps(KEY)
+        assert "deadline" in caplog.text
         return
-    # Without a GPU, CatBoost's CUDA error shows that task_type reached it.
-    with pytest.raises(CatBoostError, match=r"CUDA|GPU"):
-        fit(store, tmp_path, params={"task_type": "GPU"})
+    # Without a GPU, CatBoost's CUDA error shows that task_type reached it, and that no
+    # Python callback was passed: CatBoost rejects those on the GPU before looking for one.
+    with pytest.raises(CatBoostError, match=r"CUDA|GPU") as raised:
+        fit_on_gpu(store, tmp_path, every_seconds=1, deadline=deadline)
+
+    assert "callbacks are not supported" not in str(raised.value)
+    assert "the deadline" in caplog.text
+
+
+def test_round_interval_rejected_on_gpu(store: CheckpointStore, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="pass every_seconds instead"):
+        fit_on_gpu(store, tmp_path, every_rounds=5)
 
 
 def test_missing_library_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -70,6 +70,25 @@ def test_save_returns_before_upload(root: str, gated: GatedFileSystem) -> None:
     store.close()
 
 
+def test_commit_cpu_time_recorded(root: str, memory: Any) -> None:
+    with CheckpointStore(root, filesystem=memory) as store:
+        assert store.commit_cpu_seconds("k") == 0.0
+
+        # Hashing and copying 20 MB takes CPU time on the upload thread.
+        store.save("k", {"a.bin": os.urandom(20_000_000)}, step=1)
+        store.flush(timeout=30)
+
+        assert store.commit_cpu_seconds("k") > 0.0
+        assert store.commit_cpu_seconds("other") == 0.0
+
+
+def test_commit_cpu_time_zero_without_background(root: str, memory: Any) -> None:
+    with CheckpointStore(root, filesystem=memory, background=False) as store:
+        store.save("k", {"a.bin": os.urandom(1_000_000)}, step=1)
+
+        assert store.commit_cpu_seconds("k") == 0.0
+
+
 def test_queued_snapshots_of_a_key_coalesce(root: str, gated: GatedFileSystem) -> None:
     store = CheckpointStore(root, filesystem=gated)
     store.save("k", {"a.bin": b"1"}, step=1)

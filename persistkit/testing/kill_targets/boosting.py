@@ -34,9 +34,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--features", type=int, default=20, help="features (default 20)")
     parser.add_argument("--rounds", type=int, default=300, help="maximum boosting rounds (default 300)")
     parser.add_argument("--every-rounds", type=int, default=10,
-                        help="checkpoint every N rounds (default 10)")
+                        help="checkpoint every N rounds; 0 checkpoints by time only (default 10)")
     parser.add_argument("--every-seconds", type=float, default=1.0,
-                        help="XGBoost and LightGBM: also checkpoint every T seconds (default 1)")
+                        help="also checkpoint every T seconds; CatBoost uses it only with "
+                        "--every-rounds 0 (default 1)")
     parser.add_argument("--subsample", type=float, default=None,
                         help="row subsampling fraction; makes the resumed run approximate, and "
                         "result.json then contains only the test RMSE and the best score")
@@ -71,7 +72,7 @@ def _train_xgboost(args: argparse.Namespace, store: Any, data: dict[str, Any]) -
         params, dtrain, num_boost_round=args.rounds, evals=[(dvalid, "valid")],
         early_stopping_rounds=30, evals_result=history, verbose_eval=False, store=store,
         key="xgb/model",
-        every_rounds=args.every_rounds, every_seconds=args.every_seconds,
+        every_rounds=args.every_rounds or None, every_seconds=args.every_seconds,
     )
     dtest = xgboost.DMatrix(data["x_test"])
     return {
@@ -100,7 +101,7 @@ def _train_lightgbm(args: argparse.Namespace, store: Any, data: dict[str, Any]) 
         params, train_set, num_boost_round=args.rounds, valid_sets=[valid_set],
         valid_names=["valid"],
         callbacks=[lightgbm.early_stopping(30, verbose=False), lightgbm.record_evaluation(history)],
-        store=store, key="lgbm/model", every_rounds=args.every_rounds,
+        store=store, key="lgbm/model", every_rounds=args.every_rounds or None,
         every_seconds=args.every_seconds,
     )
     return {
@@ -126,7 +127,8 @@ def _train_catboost(args: argparse.Namespace, store: Any, data: dict[str, Any]) 
     model = persistkit.catboost.fit(
         CatBoostRegressor(**options), data["x_train"], data["y_train"],
         eval_set=(data["x_valid"], data["y_valid"]), store=store, key="cat/model",
-        every_rounds=args.every_rounds,
+        every_rounds=args.every_rounds or None,
+        every_seconds=None if args.every_rounds else args.every_seconds,
     )
     return {
         "predictions": float_list(model.predict(data["x_test"])),
