@@ -167,7 +167,9 @@ def _search(
                     "seconds": seconds_before + time.time() - started,
                 }
             },
-            step=0,
+            # A new step per trial, never a replaced one: a crash while replacing a step
+            # on an object store could leave the key without a committed step.
+            step=trial.number + 1,
         )
 
     objective = _CrossValidationObjective(model, data, config, runtime, progress)
@@ -253,7 +255,7 @@ class _CrossValidationObjective:
             key=key,
             seed=self._config.seed,
             runtime=self._runtime,
-            on_round=self._progress.round_finished,
+            on_round=self._progress.round_callback,
         )
         return outcome
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from _train_runs import real_data_path, reference_run, run_cli, stage_files, training_arguments
 
+from persistkit import CheckpointStore
 from persistkit_train._device import ephemeral_store_warning
 from persistkit_train._fingerprint import RunFingerprint, describe_changes
 from persistkit_train._stages import stage_names
@@ -126,6 +127,21 @@ def test_status_of_finished_run(
     assert any("tune-catboost: done in" in line and "3 trials, best CV R²" in line for line in lines)
     assert any(line.startswith("Time spent: ") for line in lines)
     assert "All stages are done" in result.stdout
+
+
+def test_search_progress_keeps_fallback_step(
+    reference: tuple[pathlib.Path, pathlib.Path],
+) -> None:
+    # Each finished trial saves the progress under a new step, so a crash during a save
+    # leaves the previous step readable, and retention keeps the newest two.
+    with CheckpointStore(str(reference[0]), background=False) as store:
+        for model in ("xgboost", "lightgbm", "catboost"):
+            steps = store.steps(f"tune/{model}/progress")
+            progress = store.load(f"tune/{model}/progress").json("progress.json")
+
+            assert len(steps) == 2, model
+            assert steps[0] < steps[1], model
+            assert progress["complete"] == 3, model
 
 
 def test_status_of_empty_store(tmp_path: pathlib.Path) -> None:
