@@ -171,14 +171,19 @@ class _SnapshotWatcher:
         self._thread.join()
 
     def _run(self) -> None:
+        failures = 0
         while not self._stop.wait(self._poll_seconds):
             try:
                 self._sync.sync()
             except Exception as exc:
                 # The copy after fit() returns runs in the caller's thread and raises.
-                logger.warning("Copying the CatBoost snapshot of %r to %s failed, trying "
-                               "again in %.1f s: %s", self._sync.key, self._sync.store.url,
-                               self._poll_seconds, exc)
+                failures += 1
+                logger.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                           "Copying the CatBoost snapshot of %r to %s failed (%d in a row), "
+                           "trying again every %.1f s: %s", self._sync.key,
+                           self._sync.store.url, failures, self._poll_seconds, exc)
+            else:
+                failures = 0
 
 
 def fit(model: Any, X: Any, y: Any = None, *, store: Any, key: str,

@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,26 @@ def test_killed_timed_snapshots_resume_exactly(tmp_path: Path, reference: dict,
     assert resumed["best_iteration"] == reference["best_iteration"]
     assert resumed["best_score"] == reference["best_score"]
     assert resumed["history"] == reference["history"]
+
+
+def test_snapshot_thread_warns_once_per_outage(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    snapshot = tmp_path / "snapshot.cbsnapshot"
+    snapshot.write_bytes(b"snapshot bytes")
+    closed_store = CheckpointStore(str(tmp_path / "store"))
+    closed_store.close()
+    sync = pcat.SnapshotSyncCallback(store=closed_store, key=KEY, snapshot_path=str(snapshot))
+
+    with (caplog.at_level(logging.DEBUG, logger="persistkit.catboost"),
+          pcat._SnapshotWatcher(sync, poll_seconds=0.02)):
+        time.sleep(0.3)
+
+    failures = [record for record in caplog.records
+                if "Copying the CatBoost snapshot" in record.getMessage()]
+    assert len(failures) >= 3
+    assert failures[0].levelno == logging.WARNING
+    assert {record.levelno for record in failures[1:]} == {logging.DEBUG}
+    assert "is closed" in failures[0].getMessage()
 
 
 def test_half_written_snapshot_never_restarts_from_zero(
