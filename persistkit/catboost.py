@@ -52,6 +52,7 @@ __all__ = ["RunStatus", "SnapshotSyncCallback", "fingerprint", "fit"]
 SNAPSHOT_FILE = "snapshot.cbsnapshot"
 _OWNED_FIT_PARAMS = ("save_snapshot", "snapshot_file", "snapshot_interval")
 DEFAULT_SNAPSHOT_SECONDS = 600
+_GPU_DEADLINE_WARNED = threading.Event()
 
 
 def fingerprint(model: Any, X: Any, y: Any = None, *, eval_set: Any = None,
@@ -276,10 +277,12 @@ def _needs_callback(model: Any, every_rounds: int | None, deadline: Deadline | N
     if deadline is None:
         return False
     if _on_gpu(model):
-        logger.warning(
-            "CatBoost does not run Python callbacks with task_type='GPU', so the deadline "
-            "(%s) is not checked during this fit; the snapshot is still saved as CatBoost "
-            "writes it.", deadline)
+        # A search fits hundreds of models, so this is said once per process.
+        level = logging.DEBUG if _GPU_DEADLINE_WARNED.is_set() else logging.WARNING
+        _GPU_DEADLINE_WARNED.set()
+        logger.log(level, "CatBoost does not run Python callbacks with task_type='GPU', so "
+                   "the deadline (%s) is not checked during GPU fits; snapshots are still "
+                   "saved as CatBoost writes them.", deadline)
         return False
     return True
 
