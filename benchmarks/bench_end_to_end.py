@@ -14,7 +14,7 @@ Three runs on the same data, side by side:
 
 Each run is a separate process, so import time counts in every row.
 
-Usage: ``python benchmarks/bench_end_to_end.py --data numberdata.csv [--trials N]``
+Usage: ``python benchmarks/bench_end_to_end.py --data numberdata.csv [--trials N] [--reps N]``
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _measure import REPO_ROOT, report
+from _measure import REPO_ROOT, median, report
 
 
 def plain_loop(data: str, trials: int | None) -> None:
@@ -104,6 +104,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="phone-number CSV")
     parser.add_argument("--trials", type=int, help="trials per model (default: the quick preset's 10)")
+    parser.add_argument("--reps", type=int, default=1,
+                        help="repetitions of each run, alternating between the runs (default 1)")
     parser.add_argument("--json", type=Path, help="JSON output path")
     parser.add_argument("--plain-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -113,27 +115,36 @@ def main() -> None:
 
     started = time.monotonic()
     trials = ["--trials", str(args.trials)] if args.trials else []
-    folder = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     train = [sys.executable, "-m", "persistkit_train", "run", "--data", args.data,
              "--preset", "quick", "--progress", "off", *trials]
-    try:
-        local = ["--store", str(folder / "store"), "--output", str(folder / "out-local")]
-        memory = ["--store", "memory://bench-e2e", "--output", str(folder / "out-memory")]
-        runs = {
-            "persistkit-train, local store": [*train, *local],
-            "persistkit-train, memory:// store": [*train, *memory],
-            "plain Optuna loop, no early stopping or pruning":
-                [sys.executable, __file__, "--data", args.data, "--plain-child", *trials],
-        }
-        seconds = {name: timed(command) for name, command in runs.items()}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    seconds: dict[str, list[float]] = {}
+    for _ in range(args.reps):
+        # Each repetition starts from an empty store, in a folder of its own.
+        folder = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+        try:
+            local = ["--store", str(folder / "store"), "--output", str(folder / "out-local")]
+            memory = ["--store", "memory://bench-e2e", "--output", str(folder / "out-memory")]
+            runs = {
+                "persistkit-train, local store": [*train, *local],
+                "persistkit-train, memory:// store": [*train, *memory],
+                "plain Optuna loop, no early stopping or pruning":
+                    [sys.executable, __file__, "--data", args.data, "--plain-child", *trials],
+            }
+            for name, command in runs.items():
+                seconds.setdefault(name, []).append(timed(command))
+                print(name, seconds[name][-1], flush=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
-    baseline = seconds["persistkit-train, memory:// store"]
-    rows = [[name, value, f"{(value / baseline - 1) * 100:+.1f}%"] for name, value in seconds.items()]
-    report("bench_end_to_end", ["run", "wall s", "against memory:// store"], rows,
+    baseline = median(seconds["persistkit-train, memory:// store"])
+    rows = [[name, median(values), min(values), max(values),
+             f"{(median(values) / baseline - 1) * 100:+.1f}%"]
+            for name, values in seconds.items()]
+    report("bench_end_to_end", ["run", "median wall s", "min s", "max s",
+                                "against memory:// store"], rows,
            json_path=args.json, started=started,
-           settings={"trials": args.trials or 10, "preset": "quick", "cwd": str(REPO_ROOT)})
+           settings={"trials": args.trials or 10, "preset": "quick", "reps": args.reps,
+                     "cwd": str(REPO_ROOT)})
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Benchmark: wall-time overhead of persistkit checkpoints during boosting.
 
 Trains XGBoost, LightGBM and CatBoost for a fixed number of rounds, with no early
-stopping, so every configuration does the same work. The configurations: no
-checkpoints; persistkit checkpoints to a local folder every 50 rounds or 30 s (the
-persistkit-train default), every 10 s, and every 100 rounds; for XGBoost also XGBoost's
-own ``TrainingCheckPoint`` writing every 100 rounds to a local folder. The
-configurations alternate within each repetition, so load on the machine affects them
-alike. The table reports the median of the repetitions and the overhead against the
-median without checkpoints. The timed span includes the final ``flush()`` and ``close()``
-of the store, which the caller waits for.
+stopping, so every configuration does the same work. The configurations are: no
+checkpoints; persistkit checkpoints to a local folder as persistkit-train saves them
+(XGBoost and LightGBM every 50 rounds or 30 s with interval saves capped at 1% of the
+training time, CatBoost every 30 s); every 10 s; every 100 rounds without a cap. For
+XGBoost, XGBoost's own ``TrainingCheckPoint`` writing every 100 rounds to a local folder
+is measured too. The configurations alternate within each repetition, so load on the
+machine affects them alike. The table reports the median of the repetitions and the overhead
+against the median without checkpoints. The timed span includes the final ``flush()``
+and ``close()`` of the store, which the caller waits for.
 
 Data: seeded synthetic regression with the real data's row count (6,112) and 64 numeric
 features, and the same with ten times the rows.
@@ -28,11 +29,17 @@ from typing import Any
 
 from _measure import median, report
 
+from persistkit_train._models import CHECKPOINT_MAX_OVERHEAD
+
 REAL_ROWS = 6112
 FEATURES = 64
-# The adapters save only at the end unless given an interval. persistkit-train saves
-# every 50 rounds or 30 s, whichever comes first, so that is the default measured here.
-DEFAULT_CONFIG = "persistkit / 50 rounds or 30 s"
+# The adapters save only at the end unless given an interval, so the default measured
+# here is persistkit-train's. It saves every 50 rounds or 30 s, whichever comes first,
+# and caps interval saves at 1% of the training time. CatBoost saves every 30 s.
+DEFAULT_CONFIG = "persistkit-train default"
+TEN_SECONDS = "persistkit / 10 s"
+HUNDRED_ROUNDS = "persistkit / 100 rounds, no cap"
+XGBOOST_BUILTIN = "xgboost TrainingCheckPoint / 100 rounds"
 
 
 def make_data(rows: int, seed: int = 0) -> tuple[Any, Any]:
@@ -51,27 +58,30 @@ def _store(folder: Path) -> Any:
     return CheckpointStore(str(folder / "store"))
 
 
-def run_xgboost(config: str, x: Any, y: Any, rounds: int, folder: Path) -> None:
-    """Train XGBoost once under ``config``."""
+def run_xgboost(config: str, x: Any, y: Any, rounds: int, folder: Path) -> int:
+    """Train XGBoost once under ``config``; return the number of checkpoints written."""
     import xgboost
 
     params = {"objective": "reg:squarederror", "max_depth": 6, "eta": 0.1, "seed": 0}
     dtrain = xgboost.DMatrix(x, label=y)
     if config == "none":
         xgboost.train(params, dtrain, num_boost_round=rounds)
-    elif config == "xgboost TrainingCheckPoint / 100 rounds":
-        checkpoint = xgboost.callback.TrainingCheckPoint(str(folder), interval=100)
+        return 0
+    if config == XGBOOST_BUILTIN:
+        (folder / "builtin").mkdir()
+        checkpoint = xgboost.callback.TrainingCheckPoint(str(folder / "builtin"), interval=100)
         xgboost.train(params, dtrain, num_boost_round=rounds, callbacks=[checkpoint])
-    else:
-        import persistkit.xgboost
+        return len(list((folder / "builtin").iterdir()))
+    import persistkit.xgboost
 
-        with _store(folder) as store:
-            persistkit.xgboost.train(params, dtrain, num_boost_round=rounds, store=store,
-                                     key="bench/xgb", **_interval(config))
+    with _store(folder) as store:
+        persistkit.xgboost.train(params, dtrain, num_boost_round=rounds, store=store,
+                                 key="bench/xgb", **_interval(config))
+        return len(store.steps("bench/xgb"))
 
 
-def run_lightgbm(config: str, x: Any, y: Any, rounds: int, folder: Path) -> None:
-    """Train LightGBM once under ``config``."""
+def run_lightgbm(config: str, x: Any, y: Any, rounds: int, folder: Path) -> int:
+    """Train LightGBM once under ``config``; return the number of checkpoints written."""
     import lightgbm
 
     params = {"objective": "regression", "num_leaves": 31, "learning_rate": 0.1, "seed": 0,
@@ -79,16 +89,17 @@ def run_lightgbm(config: str, x: Any, y: Any, rounds: int, folder: Path) -> None
     train_set = lightgbm.Dataset(x, y, free_raw_data=False)
     if config == "none":
         lightgbm.train(params, train_set, num_boost_round=rounds)
-    else:
-        import persistkit.lightgbm
+        return 0
+    import persistkit.lightgbm
 
-        with _store(folder) as store:
-            persistkit.lightgbm.train(params, train_set, num_boost_round=rounds, store=store,
-                                      key="bench/lgbm", **_interval(config))
+    with _store(folder) as store:
+        persistkit.lightgbm.train(params, train_set, num_boost_round=rounds, store=store,
+                                  key="bench/lgbm", **_interval(config))
+        return len(store.steps("bench/lgbm"))
 
 
-def run_catboost(config: str, x: Any, y: Any, rounds: int, folder: Path) -> None:
-    """Train CatBoost once under ``config``."""
+def run_catboost(config: str, x: Any, y: Any, rounds: int, folder: Path) -> int:
+    """Train CatBoost once under ``config``; return the number of checkpoints written."""
     from catboost import CatBoostRegressor
 
     # Every configuration writes CatBoost's training logs to the run's folder, because
@@ -97,37 +108,40 @@ def run_catboost(config: str, x: Any, y: Any, rounds: int, folder: Path) -> None
                               verbose=False, train_dir=str(folder / "catboost_info"))
     if config == "none":
         model.fit(x, y)
-    else:
-        import persistkit.catboost
+        return 0
+    import persistkit.catboost
 
-        interval = _interval(config)
-        interval.pop("every_rounds", None)
-        with _store(folder) as store:
-            persistkit.catboost.fit(model, x, y, store=store, key="bench/cat", **interval)
+    interval = _interval(config)
+    interval.pop("max_overhead", None)
+    if config == DEFAULT_CONFIG:
+        # persistkit-train saves CatBoost by time only.
+        interval["every_rounds"] = None
+    with _store(folder) as store:
+        persistkit.catboost.fit(model, x, y, store=store, key="bench/cat", **interval)
+        return len(store.steps("bench/cat"))
 
 
 def _interval(config: str) -> dict[str, Any]:
-    if config == "persistkit / 10 s":
+    if config == TEN_SECONDS:
         return {"every_seconds": 10.0, "every_rounds": None}
-    if config == "persistkit / 100 rounds":
+    if config == HUNDRED_ROUNDS:
         return {"every_rounds": 100, "every_seconds": None}
     if config == DEFAULT_CONFIG:
-        return {"every_rounds": 50, "every_seconds": 30.0}
+        return {"every_rounds": 50, "every_seconds": 30.0, "max_overhead": CHECKPOINT_MAX_OVERHEAD}
     raise ValueError(f"unknown configuration {config!r}")
 
 
-RUNNERS: dict[str, tuple[Callable[[str, Any, Any, int, Path], None], list[str]]] = {
-    "xgboost": (run_xgboost, ["none", DEFAULT_CONFIG, "persistkit / 10 s",
-                              "persistkit / 100 rounds", "xgboost TrainingCheckPoint / 100 rounds"]),
-    "lightgbm": (run_lightgbm, ["none", DEFAULT_CONFIG, "persistkit / 10 s",
-                                "persistkit / 100 rounds"]),
-    "catboost": (run_catboost, ["none", DEFAULT_CONFIG, "persistkit / 10 s"]),
+RUNNERS: dict[str, tuple[Callable[[str, Any, Any, int, Path], int], list[str]]] = {
+    "xgboost": (run_xgboost, ["none", DEFAULT_CONFIG, TEN_SECONDS, HUNDRED_ROUNDS,
+                              XGBOOST_BUILTIN]),
+    "lightgbm": (run_lightgbm, ["none", DEFAULT_CONFIG, TEN_SECONDS, HUNDRED_ROUNDS]),
+    "catboost": (run_catboost, ["none", DEFAULT_CONFIG, TEN_SECONDS, HUNDRED_ROUNDS]),
 }
 
 
-def time_once(runner: Callable[..., None], config: str, x: Any, y: Any,
-              rounds: int) -> tuple[float, float]:
-    """Return the wall time and the CPU time of one training run in a fresh folder.
+def time_once(runner: Callable[..., int], config: str, x: Any, y: Any,
+              rounds: int) -> tuple[float, float, int]:
+    """Return the wall time, the CPU time and the checkpoint count of one run in a fresh folder.
 
     The CPU time covers every thread of this process (training threads and the store's
     upload thread), so it is less affected than wall time by other jobs on the machine.
@@ -135,8 +149,8 @@ def time_once(runner: Callable[..., None], config: str, x: Any, y: Any,
     folder = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     try:
         started, cpu_started = time.perf_counter(), time.process_time()
-        runner(config, x, y, rounds, folder)
-        return time.perf_counter() - started, time.process_time() - cpu_started
+        checkpoints = runner(config, x, y, rounds, folder)
+        return time.perf_counter() - started, time.process_time() - cpu_started, checkpoints
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -147,8 +161,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="repetitions per configuration (default 3)")
     parser.add_argument("--libraries", default="xgboost,lightgbm,catboost",
                         help="comma-separated libraries (default all three)")
-    parser.add_argument("--rounds", type=int, default=500, help="rounds at real size (default 500)")
-    parser.add_argument("--rounds-10x", type=int, default=150, help="rounds at 10x size (default 150)")
+    parser.add_argument("--rounds", type=int, default=3000,
+                        help="rounds at the real data's size (default 3000)")
+    parser.add_argument("--rounds-10x", type=int, default=1000,
+                        help="rounds at 10x the real data's size (default 1000)")
     parser.add_argument("--sizes", default="1,10", help="row multipliers of 6,112 (default 1,10)")
     parser.add_argument("--json", type=Path, help="JSON output path")
     args = parser.parse_args()
@@ -162,23 +178,27 @@ def main() -> None:
             runner, configs = RUNNERS[library]
             times: dict[str, list[float]] = {config: [] for config in configs}
             cpu: dict[str, list[float]] = {config: [] for config in configs}
+            counts: dict[str, list[int]] = {config: [] for config in configs}
             time_once(runner, "none", x[:500], y[:500], 5)  # warm-up: imports and thread pools
             for _ in range(args.reps):
                 for config in configs:
-                    wall_s, cpu_s = time_once(runner, config, x, y, rounds)
+                    wall_s, cpu_s, checkpoints = time_once(runner, config, x, y, rounds)
                     times[config].append(wall_s)
                     cpu[config].append(cpu_s)
+                    counts[config].append(checkpoints)
             baseline, cpu_baseline = median(times["none"]), median(cpu["none"])
             for config in configs:
                 value, cpu_value = median(times[config]), median(cpu[config])
-                rows_out.append([library, f"{len(y):,}", rounds, config, value,
+                rows_out.append([library, f"{len(y):,}", rounds, config,
+                                 int(median(counts[config])), value,
                                  min(times[config]), max(times[config]),
                                  f"{(value / baseline - 1) * 100:+.1f}%", cpu_value,
                                  f"{(cpu_value / cpu_baseline - 1) * 100:+.1f}%"])
                 print(rows_out[-1], flush=True)
 
     report("bench_overhead",
-           ["library", "rows", "rounds", "checkpoints", "median wall s", "min s", "max s",
+           ["library", "rows", "rounds", "checkpoints", "saves per run", "median wall s",
+            "min s", "max s",
             "wall overhead", "median CPU s", "CPU overhead"],
            rows_out, json_path=args.json, started=started,
            settings={"reps": args.reps, "features": FEATURES, "rounds": args.rounds,

@@ -9,9 +9,12 @@ finished round with its wall-clock time to a log, so the loss is measured, not
 estimated from the interval.
 
 Data: seeded synthetic regression, 61,120 rows (ten times the real data) and 64
-features, so that one round takes 0.1 to 0.5 s on a loaded 2-core machine.
+features. One round took about 0.01 s on an idle 2-core machine and 0.15 to 0.5 s on
+the same machine under a load average of 6; ``--round-seconds`` spreads the kills of
+the round intervals accordingly.
 
-Usage: ``python benchmarks/bench_work_lost.py [--kills 6] [--intervals 1,5,10]``
+Usage: ``python benchmarks/bench_work_lost.py [--kills 6] [--intervals 1,5,10]
+[--rounds 100] [--round-seconds 0.15] [--train-default]``
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from typing import Any
 from _measure import median, report
 
 
-def child(store_url: str, log_path: Path, every_seconds: float | None, every_rounds: int | None) -> None:
+def child(store_url: str, log_path: Path, every_seconds: float | None, every_rounds: int | None,
+          max_overhead: float | None) -> None:
     """Train until killed, logging ``{"round": n, "time": t}`` after every round."""
     import numpy as np
     import xgboost
@@ -59,7 +63,8 @@ def child(store_url: str, log_path: Path, every_seconds: float | None, every_rou
     with CheckpointStore(store_url) as store:
         persistkit.xgboost.train(params, dtrain, num_boost_round=100000, store=store,
                                  key="bench/xgb", every_seconds=every_seconds,
-                                 every_rounds=every_rounds, callbacks=[RoundLog()])
+                                 every_rounds=every_rounds, max_overhead=max_overhead,
+                                 callbacks=[RoundLog()])
 
 
 def committed_round(store_url: str) -> int | None:
@@ -70,13 +75,14 @@ def committed_round(store_url: str) -> int | None:
         return store.latest_step("bench/xgb")
 
 
-def one_kill(delay_s: float, every_seconds: float | None, every_rounds: int | None) -> dict[str, Any]:
+def one_kill(delay_s: float, every_seconds: float | None, every_rounds: int | None,
+             max_overhead: float | None) -> dict[str, Any]:
     """Run the child, SIGKILL it after ``delay_s`` and return the measured loss."""
     folder = Path(tempfile.mkdtemp(prefix="bench-lost-"))
     try:
         store_url, log_path = str(folder / "store"), folder / "rounds.jsonl"
         command = [sys.executable, __file__, "--child", store_url, str(log_path),
-                   str(every_seconds or 0), str(every_rounds or 0)]
+                   str(every_seconds or 0), str(every_rounds or 0), str(max_overhead or 0)]
         process = subprocess.Popen(command, start_new_session=True)
         # The delay counts from the first logged round, so imports never absorb it.
         while not log_path.exists() or not log_path.read_text():
@@ -112,26 +118,39 @@ def main() -> None:
                         "round intervals (default 0.15, measured on a 2-core VM)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the kill delays (default 1)")
     parser.add_argument("--json", type=Path, help="JSON output path")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--train-default", action="store_true",
+                        help="also measure persistkit-train's booster interval: 50 rounds or "
+                        "30 s, with saves capped at 1%% of the training time")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        store_url, log_path, seconds, rounds = args.child
-        child(store_url, Path(log_path), float(seconds) or None, int(rounds) or None)
+        store_url, log_path, seconds, rounds, overhead = args.child
+        child(store_url, Path(log_path), float(seconds) or None, int(rounds) or None,
+              float(overhead) or None)
         return
 
     started = time.monotonic()
     rng = random.Random(args.seed)
-    settings: list[tuple[str, float | None, int | None, float]] = [
-        (f"every {seconds} s", float(seconds), None, float(seconds))
+    settings: list[tuple[str, float | None, int | None, float | None, float]] = [
+        (f"every {seconds} s", float(seconds), None, None, float(seconds))
         for seconds in args.intervals.split(",") if seconds
     ]
-    settings += [(f"every {rounds} rounds", None, int(rounds), args.round_seconds * int(rounds))
+    settings += [(f"every {rounds} rounds", None, int(rounds), None,
+                  args.round_seconds * int(rounds))
                  for rounds in args.rounds.split(",") if rounds]
+    if args.train_default:
+        from persistkit_train._models import CHECKPOINT_MAX_OVERHEAD
+
+        # The cap spaces the saves of a growing model by seconds; 10 s spreads the kills
+        # over 30 s.
+        settings.append(("every 50 rounds or 30 s, 1% cap (persistkit-train)", 30.0, 50,
+                         CHECKPOINT_MAX_OVERHEAD, 10.0))
     rows = []
     samples: dict[str, list[dict[str, Any]]] = {}
-    for label, seconds, rounds, span in settings:
+    for label, seconds, rounds, overhead, span in settings:
         # Kill moments spread over three intervals (at least 10 s) after training started.
-        samples[label] = [one_kill(rng.uniform(0.5, max(3 * span, 10.0)), seconds, rounds)
+        samples[label] = [one_kill(rng.uniform(0.5, max(3 * span, 10.0)), seconds, rounds,
+                                   overhead)
                           for _ in range(args.kills)]
         lost = [sample["lost_s"] for sample in samples[label]]
         rows.append([label, len(lost), median(lost), max(lost),
