@@ -37,7 +37,6 @@ def fit_xgboost(
         "device": runtime.devices["xgboost"],
         "nthread": runtime.threads,
         "seed": seed,
-        "verbosity": 0,
         **params,
     }
     dtrain = xgboost.DMatrix(train[0], label=train[1], nthread=runtime.threads)
@@ -45,21 +44,24 @@ def fit_xgboost(
     if valid is not None:
         evals.append((xgboost.DMatrix(valid[0], label=valid[1], nthread=runtime.threads), "valid"))
     callbacks = [_xgboost_progress(xgboost, rounds, on_round)] if on_round else []
-    booster = persistkit.xgboost.train(
-        full_params,
-        dtrain,
-        num_boost_round=rounds,
-        evals=evals,
-        early_stopping_rounds=early_stopping_rounds if valid is not None else None,
-        callbacks=callbacks,
-        verbose_eval=False,
-        store=runtime.store,
-        key=key,
-        every_rounds=runtime.every_rounds,
-        every_seconds=runtime.every_seconds,
-        max_overhead=runtime.max_overhead,
-        deadline=runtime.deadline,
-    )
+    # A "verbosity" training parameter would also set XGBoost's global verbosity for the
+    # rest of the process; the context restores it after the fit.
+    with xgboost.config_context(verbosity=0):
+        booster = persistkit.xgboost.train(
+            full_params,
+            dtrain,
+            num_boost_round=rounds,
+            evals=evals,
+            early_stopping_rounds=early_stopping_rounds if valid is not None else None,
+            callbacks=callbacks,
+            verbose_eval=False,
+            store=runtime.store,
+            key=key,
+            every_rounds=runtime.every_rounds,
+            every_seconds=runtime.every_seconds,
+            max_overhead=runtime.max_overhead,
+            deadline=runtime.deadline,
+        )
     used_rounds = rounds
     if valid is not None and early_stopping_rounds is not None:
         used_rounds = int(booster.best_iteration) + 1

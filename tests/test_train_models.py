@@ -67,3 +67,12 @@ def test_round_callback_only_with_bars() -> None:
     # code between iterations.
     assert ProgressReporter(enabled=False).round_callback is None
     assert ProgressReporter(enabled=True).round_callback is not None
+
+
+def test_xgboost_fit_keeps_global_verbosity(store: CheckpointStore, rows: tuple) -> None:
+    import xgboost
+
+    before = xgboost.get_config()["verbosity"]
+    fit("xgboost", store, rows)
+
+    assert xgboost.get_config()["verbosity"] == before
