@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import numbers
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -69,13 +70,20 @@ class CheckpointPolicy:
     max_overhead: float | None = None
 
     def __post_init__(self) -> None:
+        # bool is an Integral too, but every_rounds=True is a mistake, not 1.
         if self.every_rounds is not None and (
-            not isinstance(self.every_rounds, int) or self.every_rounds < 1
+            isinstance(self.every_rounds, bool)
+            or not isinstance(self.every_rounds, numbers.Integral)
+            or self.every_rounds < 1
         ):
             raise ValueError(f"every_rounds must be a positive integer, got {self.every_rounds!r}")
-        if self.every_seconds is not None and not self.every_seconds > 0:
-            raise ValueError(f"every_seconds must be positive, got {self.every_seconds!r}")
-        if self.max_overhead is not None and not 0 < self.max_overhead < 1:
+        if self.every_seconds is not None and not (
+            _is_real(self.every_seconds) and self.every_seconds > 0
+        ):
+            raise ValueError(f"every_seconds must be a positive number, got {self.every_seconds!r}")
+        if self.max_overhead is not None and not (
+            _is_real(self.max_overhead) and 0 < self.max_overhead < 1
+        ):
             raise ValueError(
                 f"max_overhead must be a fraction between 0 and 1 (0.02 is 2%), "
                 f"got {self.max_overhead!r}"
@@ -94,6 +102,10 @@ class CheckpointPolicy:
         if self.max_overhead is None:
             return True
         return seconds_since_save * self.max_overhead >= last_save_seconds
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def params_fingerprint(params: Mapping[str, Any] | None) -> str:

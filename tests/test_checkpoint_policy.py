@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import lightgbm as lgb
+import numpy as np
 import pytest
 import xgboost as xgb
 from adapter_child import make_regression
@@ -76,10 +77,30 @@ def test_no_cap_saves_whatever_the_cost() -> None:
     assert CheckpointPolicy(every_rounds=1).due(3, 0.001, last_save_seconds=10.0)
 
 
-@pytest.mark.parametrize("value", [0, 1, 1.5, -0.1])
-def test_invalid_overhead_rejected(value: float) -> None:
+@pytest.mark.parametrize("value", [0, 1, 1.5, -0.1, "0.02", True, float("nan")])
+def test_invalid_overhead_rejected(value: object) -> None:
     with pytest.raises(ValueError, match="max_overhead must be a fraction between 0 and 1"):
-        CheckpointPolicy(every_rounds=1, max_overhead=value)
+        CheckpointPolicy(every_rounds=1, max_overhead=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [0, 2.5, True, "5"])
+def test_invalid_rounds_rejected(value: object) -> None:
+    with pytest.raises(ValueError, match="every_rounds must be a positive integer"):
+        CheckpointPolicy(every_rounds=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [0, -1.0, True, "1"])
+def test_invalid_seconds_rejected(value: object) -> None:
+    with pytest.raises(ValueError, match="every_seconds must be a positive number"):
+        CheckpointPolicy(every_seconds=value)  # type: ignore[arg-type]
+
+
+def test_numpy_intervals_accepted() -> None:
+    # Values from a grid or an Optuna trial often arrive as numpy scalars.
+    policy = CheckpointPolicy(every_rounds=np.int64(5), every_seconds=np.float64(30.0),
+                              max_overhead=np.float64(0.02))
+
+    assert policy.due(10, 0.0)
 
 
 def test_save_cost_includes_background_commit() -> None:
