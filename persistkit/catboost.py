@@ -23,8 +23,9 @@ Checkpoint layout under ``key``, one step per copy, numbered by the iteration co
 where a callback reports it and counted up from the previous step otherwise::
 
     snapshot.cbsnapshot   CatBoost snapshot, byte for byte
-    state.json            iteration count (null when unknown), SHA-256 of the snapshot,
-                          fingerprint
+    state.json            iteration count (null when unknown), tree count of a completed
+                          fit (null for copies made during the fit), SHA-256 of the
+                          snapshot, fingerprint
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class SnapshotSyncCallback:
         self.status = RunStatus.COMPLETED
         # None while no callback reports iterations (the snapshot watcher copies then).
         self.iterations: int | None = None
+        # Tree count of the fitted model, set for the copy made after a completed fit.
+        self.final_trees: int | None = None
         self.first_iteration: int | None = None
         self._next_step = first_step
         self._synced_signature: tuple[int, int] | None = None
@@ -134,6 +137,7 @@ class SnapshotSyncCallback:
             "format": _boosting.STATE_FORMAT,
             "library": f"catboost {catboost.__version__}",
             "iterations": self.iterations,
+            "final_trees": self.final_trees,
             "snapshot_sha256": hashlib.sha256(snapshot).hexdigest(),
             "snapshot_size": len(snapshot),
             "fingerprint": self.fingerprint,
@@ -238,7 +242,8 @@ def fit(model: Any, X: Any, y: Any = None, *, store: Any, key: str,
     folder = tempfile.mkdtemp(prefix="persistkit-catboost-")
     try:
         snapshot_path = os.path.join(folder, SNAPSHOT_FILE)
-        restored_step = _restore_snapshot(store, key, current, snapshot_path)
+        restored = _restore_snapshot(store, key, current, snapshot_path)
+        restored_step = None if restored is None else restored[0]
         sync = SnapshotSyncCallback(
             store=store, key=key, snapshot_path=snapshot_path, every_rounds=every_rounds,
             deadline=deadline, fingerprint=current, first_step=(restored_step or 0) + 1)
@@ -256,7 +261,7 @@ def fit(model: Any, X: Any, y: Any = None, *, store: Any, key: str,
             with _SnapshotWatcher(sync, poll_seconds=min(1.0, interval / 2)):
                 model.fit(X, y, callbacks=user_callbacks or None, **snapshot_options,
                           **fit_params)
-        sync.sync()
+        _save_final_snapshot(model, sync, restored)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -287,8 +292,31 @@ def _needs_callback(model: Any, every_rounds: int | None, deadline: Deadline | N
     return True
 
 
-def _restore_snapshot(store: Any, key: str, current: Mapping[str, str], path: str) -> int | None:
-    """Write the newest verified snapshot of ``key`` to ``path``; return its step or ``None``."""
+def _save_final_snapshot(model: Any, sync: SnapshotSyncCallback,
+                         restored: tuple[int, dict[str, Any]] | None) -> None:
+    """Copy the snapshot CatBoost wrote last, unless the fit only restored a finished one.
+
+    CatBoost rewrites the snapshot at the end of every fit, with other bytes even when a
+    restored finished fit trained no iteration. Without this check, each rerun of a
+    finished fit would store one more copy of the same model.
+    """
+    trees = int(model.tree_count_)
+    if restored is not None and restored[1].get("final_trees") == trees:
+        logger.debug("CatBoost snapshot %r step %d already holds this finished fit (%d trees)",
+                     sync.key, restored[0], trees)
+        return
+    if sync.status is RunStatus.COMPLETED:
+        sync.final_trees = trees
+    sync.sync()
+
+
+def _restore_snapshot(store: Any, key: str, current: Mapping[str, str],
+                      path: str) -> tuple[int, dict[str, Any]] | None:
+    """Write the newest verified snapshot of ``key`` to ``path``.
+
+    Returns:
+        The step and ``state.json`` of that snapshot, or ``None`` when there is none.
+    """
     for step in reversed(store.steps(key)):
         try:
             checkpoint = store.load(key, step=step)
@@ -309,7 +337,7 @@ def _restore_snapshot(store: Any, key: str, current: Mapping[str, str], path: st
         iterations = state["iterations"]
         logger.info("Restored CatBoost snapshot %r step %d%s", key, step,
                     "" if iterations is None else f" ({iterations} iterations)")
-        return step
+        return step, state
     return None
 
 

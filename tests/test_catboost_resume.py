@@ -115,6 +115,25 @@ def test_snapshot_thread_warns_once_per_outage(tmp_path: Path,
     assert "is closed" in failures[0].getMessage()
 
 
+@pytest.mark.parametrize("interval", [{"every_rounds": 5}, {"every_seconds": 1}],
+                         ids=["rounds", "seconds"])
+def test_rerun_of_finished_fit_adds_no_step(store: CheckpointStore, tmp_path: Path,
+                                           reference: dict, interval: dict) -> None:
+    def fit_once() -> Any:
+        return pcat.fit(model(tmp_path), FEATURES[:220], TARGET[:220],
+                        eval_set=(FEATURES[220:], TARGET[220:]), store=store, key=KEY,
+                        **interval)
+
+    fit_once()
+    steps = store.steps(KEY)
+    again = fit_once()
+    third = fit_once()
+
+    assert store.steps(KEY) == steps
+    assert again.predict(FEATURES[220:]).tolist() == reference["predictions"]
+    assert third.predict(FEATURES[220:]).tolist() == reference["predictions"]
+
+
 def test_half_written_snapshot_never_restarts_from_zero(
         store: CheckpointStore, tmp_path: Path, reference: dict,
         caplog: pytest.LogCaptureFixture) -> None:
