@@ -226,6 +226,8 @@ class SaveTimer:
 
 def last_save_cost(timer: SaveTimer, store: CheckpointStore, key: str) -> float:
     """Return the seconds the newest save of ``key`` cost, in the training thread and in upload."""
+    # NOTE: while the newest save's commit is still running, the upload part is the CPU
+    # time of the commit before it, which is smaller for a growing model.
     return timer.last_save_seconds + store.commit_cpu_seconds(key)
 
 
