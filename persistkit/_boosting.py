@@ -25,7 +25,12 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from persistkit._deadline import Deadline, RunStatus
-from persistkit.errors import CheckpointNotFoundError, FingerprintMismatchError, FlushError
+from persistkit.errors import (
+    CheckpointNotFoundError,
+    FingerprintMismatchError,
+    FlushError,
+    StorageError,
+)
 
 if TYPE_CHECKING:
     from persistkit._store import Checkpoint, CheckpointStore
@@ -222,6 +227,19 @@ class SaveTimer:
         yield
         self._last = time.monotonic()
         self.last_save_seconds = self._last - started
+
+
+def require_open(store: CheckpointStore, key: str) -> None:
+    """Raise before training when ``store`` is closed, since no checkpoint could be saved.
+
+    Raises:
+        StorageError: Naming the key and the store.
+    """
+    if store.closed:
+        raise StorageError(
+            f"Cannot train {key!r}: the store {store.url} is closed, so no checkpoint "
+            "could be saved. Open a new CheckpointStore, or train inside its 'with' block."
+        )
 
 
 def last_save_cost(timer: SaveTimer, store: CheckpointStore, key: str) -> float:

@@ -432,6 +432,11 @@ class CheckpointStore(StoreReader):
                 self._metrics_cache.pop(key, None)
         logger.info("Deleted key %r %s in %s", key, "every step" if step is None else f"step {step}", self.url)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called; a closed store rejects saves."""
+        return self._closed
+
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every pending save is committed.
 

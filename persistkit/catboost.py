@@ -221,6 +221,7 @@ def fit(model: Any, X: Any, y: Any = None, *, store: Any, key: str,
         FingerprintMismatchError: If ``key`` contains a snapshot of other params or data.
         ValueError: If ``fit_params`` sets a snapshot option, which this function owns.
     """
+    _boosting.require_open(store, key)
     owned = sorted(set(_OWNED_FIT_PARAMS) & set(fit_params))
     if owned:
         raise ValueError(f"persistkit.catboost.fit manages {owned} itself; remove them.")

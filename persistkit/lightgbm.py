@@ -91,6 +91,7 @@ class CheckpointCallback:
                  deadline: Deadline | None = None,
                  early_stopping: EarlyStoppingState | None = None,
                  fingerprint: Mapping[str, str] | None = None) -> None:
+        _boosting.require_open(store, key)
         self.store = store
         self.key = key
         self.policy = _boosting.CheckpointPolicy(every_rounds, every_seconds, max_overhead)

@@ -91,6 +91,7 @@ class CheckpointCallback(xgb.callback.TrainingCallback):  # type: ignore[name-de
                  early_stopping: Any | None = None,
                  fingerprint: Mapping[str, str] | None = None) -> None:
         super().__init__()
+        _boosting.require_open(store, key)
         self.store = store
         self.key = key
         self.policy = _boosting.CheckpointPolicy(every_rounds, every_seconds, max_overhead)

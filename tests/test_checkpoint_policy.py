@@ -18,6 +18,7 @@ import persistkit.lightgbm as plgb
 import persistkit.xgboost as pxgb
 from persistkit import CheckpointStore
 from persistkit._boosting import CheckpointPolicy, SaveTimer, last_save_cost
+from persistkit.errors import StorageError
 
 FEATURES, TARGET = make_regression()
 ROUNDS = 40
@@ -170,3 +171,24 @@ def test_cheap_saves_kept_under_cap(store: CheckpointStore, train: Any) -> None:
     train(store, "capped", rounds=8, round_seconds=0.05, max_overhead=0.5)
 
     assert store.steps("capped") == list(range(1, 9))
+
+
+def fit_catboost(store: Any, key: str) -> None:
+    from catboost import CatBoostRegressor
+
+    import persistkit.catboost as pcat
+
+    pcat.fit(CatBoostRegressor(iterations=5, verbose=False, allow_writing_files=True),
+             FEATURES, TARGET, store=store, key=key, every_seconds=30)
+
+
+@pytest.mark.parametrize("train", [train_xgboost, train_lightgbm, fit_catboost],
+                         ids=["xgboost", "lightgbm", "catboost"])
+def test_closed_store_rejected_before_training(tmp_path: Any, train: Any) -> None:
+    closed_store = CheckpointStore(str(tmp_path / "store"))
+    closed_store.close()
+
+    with pytest.raises(StorageError, match=r"Cannot train 'closed': the store .* is closed"):
+        train(closed_store, "closed")
+
+    assert closed_store.closed
