@@ -55,12 +55,7 @@ def fit_xgboost(
             early_stopping_rounds=early_stopping_rounds if valid is not None else None,
             callbacks=callbacks,
             verbose_eval=False,
-            store=runtime.store,
-            key=key,
-            every_rounds=runtime.every_rounds,
-            every_seconds=runtime.every_seconds,
-            max_overhead=runtime.max_overhead,
-            deadline=runtime.deadline,
+            **runtime.checkpoint_options(key),
         )
     used_rounds = rounds
     if valid is not None and early_stopping_rounds is not None:
@@ -113,12 +108,7 @@ def fit_lightgbm(
         valid_sets=valid_sets,
         valid_names=["valid"] if valid_sets else None,
         callbacks=callbacks,
-        store=runtime.store,
-        key=key,
-        every_rounds=runtime.every_rounds,
-        every_seconds=runtime.every_seconds,
-        max_overhead=runtime.max_overhead,
-        deadline=runtime.deadline,
+        **runtime.checkpoint_options(key),
     )
     used_rounds = rounds
     if valid is not None and early_stopping_rounds is not None and booster.best_iteration > 0:

@@ -43,6 +43,17 @@ class Runtime:
     every_seconds: float = 30.0
     max_overhead: float | None = CHECKPOINT_MAX_OVERHEAD
 
+    def checkpoint_options(self, key: str) -> dict[str, Any]:
+        """Return the checkpoint arguments of the XGBoost and LightGBM adapters for ``key``."""
+        return {
+            "store": self.store,
+            "key": key,
+            "every_rounds": self.every_rounds,
+            "every_seconds": self.every_seconds,
+            "max_overhead": self.max_overhead,
+            "deadline": self.deadline,
+        }
+
 
 @dataclasses.dataclass(frozen=True)
 class FitOutcome:
