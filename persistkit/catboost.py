@@ -283,7 +283,7 @@ def _needs_callback(model: Any, every_rounds: int | None, deadline: Deadline | N
     if deadline is None:
         return False
     if _on_gpu(model):
-        # A search fits hundreds of models, so this is said once per process.
+        # A search fits hundreds of models, so this warning is logged once per process.
         level = logging.DEBUG if _GPU_DEADLINE_WARNED.is_set() else logging.WARNING
         _GPU_DEADLINE_WARNED.set()
         logger.log(level, "CatBoost does not run Python callbacks with task_type='GPU', so "
@@ -303,7 +303,7 @@ def _save_final_snapshot(model: Any, sync: SnapshotSyncCallback,
     """
     trees = int(model.tree_count_)
     if restored is not None and restored[1].get("final_trees") == trees:
-        logger.debug("CatBoost snapshot %r step %d already holds this finished fit (%d trees)",
+        logger.debug("CatBoost snapshot %r step %d already contains this finished fit (%d trees)",
                      sync.key, restored[0], trees)
         return
     if sync.status is RunStatus.COMPLETED:
