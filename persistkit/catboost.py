@@ -154,8 +154,8 @@ class _SnapshotWatcher:
 
     Used in place of :class:`SnapshotSyncCallback` when nothing must run between
     iterations, for two reasons. Any Python callback slows CatBoost down: a callback that
-    did nothing added 8% to 3,000 iterations on 6,112 rows x 64 features (CatBoost
-    1.2.10, 2 CPU cores). And CatBoost rejects Python callbacks with ``task_type="GPU"``.
+    did nothing added 8.5% to 3,000 iterations on 6,112 rows x 64 features (CatBoost
+    1.2.10, 2 CPU cores, ``benchmarks/bench_overhead.py``). And CatBoost rejects Python callbacks with ``task_type="GPU"``.
     CatBoost 1.2.10 writes each snapshot to a temporary file and renames it over the
     previous one, so the file read here is always complete.
     """
